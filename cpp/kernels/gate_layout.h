@@ -1,0 +1,90 @@
+// How gate columns are ordered inside the kernels.
+//
+// PyTorch stores a recurrent layer's G gates as G stacked blocks of H rows (LSTM: i, f, g, o;
+// GRU: r, z, n). The kernels reorder them into blocks of 16 hidden units holding all G gates
+// of those units side by side: [gate0 u0..u15 | gate1 u0..u15 | ... ][gate0 u16..u31 | ...].
+// A thread that owns a range of unit blocks then owns one contiguous range of gate columns,
+// so it computes its share of h W_hh^T with one GEMM and applies the gate math without
+// waiting for any other thread. The last block may be narrower than 16.
+#pragma once
+
+#include "../common.h"
+
+#include <algorithm>
+
+namespace lstm_native {
+
+struct GateLayout {
+  static constexpr Index kBlock = 16;
+  Index hidden;  // H
+  int gates;     // G
+
+  Index blocks() const { return (hidden + kBlock - 1) / kBlock; }
+  Index first_unit(Index block) const { return block * kBlock; }
+  Index width(Index block) const { return std::min(kBlock, hidden - block * kBlock); }
+  // First interleaved column of a block; blocks before it are all full width.
+  Index column(Index block) const { return gates * kBlock * block; }
+  Index columns() const { return gates * hidden; }
+  // The interleaved position of PyTorch's row gate * H + unit.
+  Index interleaved(int gate, Index unit) const {
+    const Index block = unit / kBlock;
+    return column(block) + gate * width(block) + unit % kBlock;
+  }
+
+  // dst (G*H x cols, interleaved rows) <- src (G*H x cols, PyTorch's rows).
+  template <class T>
+  void interleave_rows(const T* src, Index cols, T* dst) const {
+    for (int g = 0; g < gates; ++g)
+      for (Index u = 0; u < hidden; ++u)
+        std::copy_n(src + (g * hidden + u) * cols, cols, dst + interleaved(g, u) * cols);
+  }
+  // dst (PyTorch's rows) += src (interleaved rows).
+  template <class T>
+  void accumulate_natural_rows(const T* src, Index cols, T* dst) const {
+    for (int g = 0; g < gates; ++g)
+      for (Index u = 0; u < hidden; ++u) {
+        const T* s = src + interleaved(g, u) * cols;
+        T* d = dst + (g * hidden + u) * cols;
+        for (Index j = 0; j < cols; ++j) d[j] += s[j];
+      }
+  }
+};
+
+// One row's block of up to 16 units, where a cell's gate math works. W is the block width
+// at compile time: 16 (fixed-size Eigen arrays, fully unrolled) or Eigen::Dynamic for a
+// narrower last block.
+template <class T, int W>
+struct UnitBlock {
+  using Array = Eigen::Array<T, W, 1>;
+  Index gates;   // offset of the block's first gate column in a (rows x G*H) buffer
+  Index units;   // offset of its first unit in a (rows x H) buffer
+  Index unit;    // its first unit's index in 0..H-1
+  Index width;   // units in the block
+
+  // Gate g of the block in a (rows x G*H) buffer.
+  Eigen::Map<Array> gate(T* buffer, int g) const { return {buffer + gates + g * width, width}; }
+  Eigen::Map<const Array> gate(const T* buffer, int g) const { return {buffer + gates + g * width, width}; }
+  // The block's units in a (rows x H) buffer.
+  Eigen::Map<Array> row(T* buffer) const { return {buffer + units, width}; }
+  Eigen::Map<const Array> row(const T* buffer) const { return {buffer + units, width}; }
+  // The block's units in a per-unit vector (H).
+  Eigen::Map<const Array> vector(const T* buffer) const { return {buffer + unit, width}; }
+};
+
+// Runs body(block) for every row in [0, rows) and unit block in [block_begin, block_end).
+template <class T, class Body>
+inline void for_each_unit_block(const GateLayout& layout, Index rows, Index block_begin, Index block_end, Body&& body) {
+  constexpr Index kFull = GateLayout::kBlock;
+  const Index H = layout.hidden, GH = layout.columns();
+  for (Index r = 0; r < rows; ++r)
+    for (Index k = block_begin; k < block_end; ++k) {
+      const Index gates = r * GH + layout.column(k), units = r * H + layout.first_unit(k);
+      const Index unit = layout.first_unit(k), width = layout.width(k);
+      if (width == kFull)
+        body(UnitBlock<T, static_cast<int>(kFull)>{gates, units, unit, width});
+      else
+        body(UnitBlock<T, Eigen::Dynamic>{gates, units, unit, width});
+    }
+}
+
+}  // namespace lstm_native

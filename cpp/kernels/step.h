@@ -1,0 +1,33 @@
+// What one time step of one direction hands to a cell's gate math. Every pointer is the
+// first row of the step; rows are `hidden` elements apart except gates/recurrent
+// (G*hidden apart). The cell touches only the unit blocks it is given.
+#pragma once
+
+#include "../common.h"
+
+namespace lstm_native {
+
+template <class T>
+struct StepForward {
+  Index rows;              // sequences active at this step
+  T* gates;                // in: pre-activations (input projection + bias); out: activations
+  const T* recurrent;      // h_{t-1} W_hh^T, for cells that keep it apart from the gates
+  const T* h_prev;         // h_{t-1}
+  T* h_next;               // out: h_t
+  T* aux;                  // the cell's per-row state at this step (LSTM: c_{t-1}; GRU: out W_hn h + b_hn)
+  T* aux_next;             // LSTM: out c_t
+  const T* recurrent_bias; // GRU: b_hn (natural unit order)
+};
+
+template <class T>
+struct StepBackward {
+  Index rows;
+  T* gates;         // in: activations; out: d loss / d (recurrent pre-activations)
+  const T* h_prev;  // h_{t-1}
+  T* aux;           // LSTM: c_{t-1}; GRU: in W_hn h + b_hn, out d loss / d n pre-activation
+  const T* aux_next;  // LSTM: c_t
+  T* dh;            // in: d loss / d h_t; out: the part of d loss / d h_{t-1} not through W_hh
+  T* dc;            // LSTM: in d loss / d c_t, out d loss / d c_{t-1}
+};
+
+}  // namespace lstm_native

@@ -1,0 +1,10 @@
+// Compiled instances of the sequence loop for the LSTM cell.
+#include "kernels/lstm_cell.h"
+#include "recurrent.h"
+
+namespace lstm_native {
+template void recurrent_forward<LstmCell, float>(const ForwardArgs<float>&, RecurrentWorkspace<float>&, bool);
+template void recurrent_forward<LstmCell, double>(const ForwardArgs<double>&, RecurrentWorkspace<double>&, bool);
+template void recurrent_backward<LstmCell, float>(const BackwardArgs<float>&, RecurrentWorkspace<float>&);
+template void recurrent_backward<LstmCell, double>(const BackwardArgs<double>&, RecurrentWorkspace<double>&);
+}  // namespace lstm_native

@@ -1,0 +1,222 @@
+"""LSTM and GRU layers with PyTorch's parameters, semantics and weight layout.
+
+Each layer of the stack is one C++ call per forward and one per backward, covering all
+time steps and both directions (running concurrently) with the GIL released. Variable-length
+batches are handled natively from ``lengths`` (no packing): outputs past a sequence's end
+are zero and the final states are those at each sequence's last valid step.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._backend import core
+from ._checks import float_array, lengths_array, require_shape, sequence_batch
+from ._grad_mode import is_grad_enabled
+from .module import Module, Parameter
+
+
+class RecurrentBase(Module):
+    """The machinery LSTM and GRU share; subclasses name the cell."""
+
+    cell = ""           # the C++ cell: "lstm" or "gru"
+    gates = 0           # gates per hidden unit
+    has_cell_state = False
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 seed=None, dtype=np.float32):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        object.__setattr__(self, "input_size", int(input_size))
+        object.__setattr__(self, "hidden_size", int(hidden_size))
+        object.__setattr__(self, "num_layers", int(num_layers))
+        object.__setattr__(self, "bias", bool(bias))
+        object.__setattr__(self, "batch_first", bool(batch_first))
+        object.__setattr__(self, "dropout", float(dropout))
+        object.__setattr__(self, "bidirectional", bool(bidirectional))
+        object.__setattr__(self, "dtype", dtype)
+
+        # PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(hidden_size)
+        rows = self.gates * hidden_size
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            for suffix in self._suffixes(layer):
+                setattr(self, "weight_ih" + suffix, Parameter(rng.uniform(-bound, bound, (rows, layer_input)).astype(dtype)))
+                setattr(self, "weight_hh" + suffix, Parameter(rng.uniform(-bound, bound, (rows, hidden_size)).astype(dtype)))
+                if bias:
+                    setattr(self, "bias_ih" + suffix, Parameter(rng.uniform(-bound, bound, rows).astype(dtype)))
+                    setattr(self, "bias_hh" + suffix, Parameter(rng.uniform(-bound, bound, rows).astype(dtype)))
+        object.__setattr__(self, "_dropout_rng", np.random.default_rng(rng.integers(2**63)))
+        object.__setattr__(self, "_workspaces", [core.RecurrentWorkspace() for _ in range(num_layers)])
+        object.__setattr__(self, "_ctx", None)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _suffixes(self, layer: int):
+        return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
+
+    def _layer_params(self, layer: int, attr: str):
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh) arrays of Parameter attribute `attr`."""
+        out = []
+        for suffix in self._suffixes(layer):
+            ps = [getattr(self, name + suffix, None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            out.append(tuple(None if p is None else getattr(p, attr) for p in ps))
+        return out
+
+    def _state(self, value, name: str, batch: int):
+        if value is None:
+            return None
+        arr = float_array(value, name, self.dtype)
+        require_shape(arr, name, (self.num_layers * self.num_directions, batch, self.hidden_size),
+                      "(num_layers * num_directions, batch, hidden_size)")
+        return arr
+
+    def _run(self, x, h0, c0, lengths):
+        """Forward through the stack; returns (out, h_n, c_n or None)."""
+        x = sequence_batch(x, "x", self.input_size, self.dtype, self.batch_first)
+        steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else (x.shape[0], x.shape[1])
+        lengths = lengths_array(lengths, batch, steps)
+        h0 = self._state(h0, "h0", batch)
+        c0 = self._state(c0, "c0", batch)
+        keep = is_grad_enabled()
+        D, H = self.num_directions, self.hidden_size
+        h_n = np.empty((self.num_layers * D, batch, H), self.dtype)
+        c_n = np.empty_like(h_n) if self.has_cell_state else None
+        inputs, masks = [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            sl = slice(layer * D, (layer + 1) * D)
+            out, h, c = core.recurrent_forward(
+                self.cell, layer_input, self.batch_first, lengths, self._layer_params(layer, "data"),
+                None if h0 is None else h0[sl], None if c0 is None else c0[sl], self._workspaces[layer], keep)
+            h_n[sl] = h
+            if c_n is not None:
+                c_n[sl] = c
+            inputs.append(layer_input)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                keep_prob = 1.0 - self.dropout
+                mask = (self._dropout_rng.random(out.shape) < keep_prob).astype(self.dtype) / self.dtype.type(keep_prob)
+                out *= mask
+                masks.append(mask)
+            else:
+                masks.append(None)
+            layer_input = out
+        object.__setattr__(self, "_last_masks", masks)  # the dropout masks used (None: no dropout)
+        object.__setattr__(self, "_ctx", dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape)
+                           if keep else None)
+        return layer_input, h_n, c_n
+
+    def _run_backward(self, dout, dh_n, dc_n, need_input_grad):
+        ctx = self._ctx
+        if ctx is None:
+            raise ValueError(f"{type(self).__name__}.backward needs a forward first (outside no_grad); "
+                             "each forward serves one backward")
+        D, H, L, batch = self.num_directions, self.hidden_size, self.num_layers, ctx["batch"]
+        grad = None
+        if dout is not None:
+            grad = float_array(dout, "dout", self.dtype)
+            require_shape(grad, "dout", ctx["out_shape"], "(the forward's output shape)")
+        state_shape = (L * D, batch, H)
+        if dh_n is not None:
+            dh_n = float_array(dh_n, "dh_n", self.dtype)
+            require_shape(dh_n, "dh_n", state_shape)
+        if dc_n is not None:
+            dc_n = float_array(dc_n, "dc_n", self.dtype)
+            require_shape(dc_n, "dc_n", state_shape)
+        object.__setattr__(self, "_ctx", None)  # the arguments are good: this backward consumes the forward
+        dh0 = np.empty(state_shape, self.dtype)
+        dc0 = np.empty(state_shape, self.dtype) if self.has_cell_state else None
+        dx = None
+        for layer in reversed(range(L)):
+            sl = slice(layer * D, (layer + 1) * D)
+            dx, dh, dc = core.recurrent_backward(
+                self.cell, self._workspaces[layer], ctx["inputs"][layer], grad,
+                None if dh_n is None else dh_n[sl], None if dc_n is None else dc_n[sl],
+                self._layer_params(layer, "grad"), layer > 0 or need_input_grad)
+            dh0[sl] = dh
+            if dc0 is not None:
+                dc0[sl] = dc
+            if layer > 0:
+                grad = dx
+                mask = ctx["masks"][layer - 1]
+                if mask is not None:
+                    grad *= mask
+        return dx, dh0, dc0
+
+    # Sequential runs recurrent layers on their output sequence alone.
+    def seq_forward(self, x, lengths=None):
+        return self.forward(x, lengths=lengths)[0]
+
+    def seq_backward(self, grad, need_input_grad: bool = True):
+        return self.backward(grad, need_input_grad=need_input_grad)[0]
+
+    def get_config(self) -> dict:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                    bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                    bidirectional=self.bidirectional, dtype=self.dtype.name)
+
+    def release_buffers(self) -> None:
+        """Frees the buffers kept between calls (they come back on the next forward)."""
+        for ws in self._workspaces:
+            ws.release()
+        object.__setattr__(self, "_ctx", None)
+
+
+class LSTM(RecurrentBase):
+    """Long short-term memory layer(s), as torch.nn.LSTM (gate order i, f, g, o).
+
+    ``out, (h_n, c_n) = lstm(x, hx=None, lengths=None)`` with x of shape (T, B, I), or (B, T, I)
+    when batch_first; ``hx = (h0, c0)`` each (num_layers * num_directions, B, H).
+    ``dx, (dh0, dc0) = lstm.backward(dout, dh_n=None, dc_n=None)``; parameter gradients
+    accumulate in ``lstm.grads``.
+    """
+
+    cell = "lstm"
+    gates = 4
+    has_cell_state = True
+
+    def forward(self, x, hx=None, lengths=None):
+        h0 = c0 = None
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("hx must be a tuple (h0, c0) for an LSTM")
+            h0, c0 = hx
+        out, h_n, c_n = self._run(x, h0, c0, lengths)
+        return out, (h_n, c_n)
+
+    def backward(self, dout=None, dh_n=None, dc_n=None, need_input_grad: bool = True):
+        dx, dh0, dc0 = self._run_backward(dout, dh_n, dc_n, need_input_grad)
+        return dx, (dh0, dc0)
+
+
+class GRU(RecurrentBase):
+    """Gated recurrent unit layer(s), as torch.nn.GRU (gate order r, z, n;
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))).
+
+    ``out, h_n = gru(x, hx=None, lengths=None)``; ``dx, dh0 = gru.backward(dout, dh_n=None)``.
+    """
+
+    cell = "gru"
+    gates = 3
+    has_cell_state = False
+
+    def forward(self, x, hx=None, lengths=None):
+        out, h_n, _ = self._run(x, hx, None, lengths)
+        return out, h_n
+
+    def backward(self, dout=None, dh_n=None, need_input_grad: bool = True):
+        dx, dh0, _ = self._run_backward(dout, dh_n, None, need_input_grad)
+        return dx, dh0

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+import lstm_native as ln
+
+
+def rel_err(a, b) -> float:
+    """max |a - b| / max |b|: the relative error every bar is stated in."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = np.max(np.abs(b)) if b.size else 0.0
+    diff = np.max(np.abs(a - b)) if b.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+@pytest.fixture(params=["serial", "team3", "team4"])
+def threads(request):
+    """Runs a test single-threaded, then with 3 and 4 threads forced onto every parallel path
+    (uneven unit shares, both directions at once), whatever the problem size."""
+    before_threads, before_grain = ln.get_num_threads(), ln._core.get_grain()
+    if request.param == "serial":
+        ln.set_num_threads(1)
+    else:
+        ln.set_num_threads(int(request.param[-1]))
+        ln._core.set_grain(0.0)
+    yield request.param
+    ln.set_num_threads(before_threads)
+    ln._core.set_grain(before_grain)
+
+
+def random_lengths(rng, batch, steps, allow_zero=False):
+    """Unsorted lengths covering the full length, 1 and values between."""
+    low = 0 if allow_zero else 1
+    lengths = rng.integers(low, steps + 1, size=batch)
+    lengths[rng.integers(batch)] = steps
+    if batch > 2:
+        lengths[(lengths.argmax() + 1) % batch] = low
+    return lengths
