@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "gemm.h"
+#include "optim.h"
 #include "recurrent_instances.h"
 #include "threads.h"
 
@@ -81,6 +83,11 @@ T* output_of(py::array& a, const char* name) {
   return static_cast<T*>(a.mutable_data());
 }
 
+// NaN or infinity where a finite number is needed: Python's NonFiniteError (a ValueError).
+struct NonFiniteInput : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
 template <class T>
 bool all_finite(const T* p, Index n) {
   bool finite = true;
@@ -106,7 +113,7 @@ void require_finite(const py::array& a, const char* name) {
     py::gil_scoped_release release;
     ok = all_finite(p, n);
   }
-  if (!ok) throw py::value_error(std::string(name) + " contains NaN or infinity");
+  if (!ok) throw NonFiniteInput(std::string(name) + " contains NaN or infinity");
 }
 
 // An optional array argument (None -> null): checked, finite, and kept alive in `keep`.
@@ -285,11 +292,174 @@ py::tuple recurrent_backward_py(const std::string& cell, Workspace& workspace, c
   return backward_typed<float>(cell, workspace, arr, d_out, dh_n, dc_n, grads, need_dx);
 }
 
+// ---------------------------------------------------------------------------------------
+// Optimizers and clipping: lists of tensors, updated in place.
+
+// Every array in `list` checked (dtype T, C order, writeable, and the shape of the
+// matching entry of `like` when given).
+template <class T>
+TensorList<T> tensor_list(const py::list& list, const char* name, const TensorList<T>* like = nullptr,
+                          std::vector<py::array>* keep = nullptr) {
+  TensorList<T> out;
+  if (like && list.size() != like->data.size())
+    throw py::value_error(std::string(name) + " must hold one array per parameter");
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string item = std::string(name) + "[" + std::to_string(i) + "]";
+    py::array a = checked<T>(list[i], item.c_str(), std::vector<Index>(py::array(list[i]).ndim(), -1));
+    if (like && a.size() != like->size[i]) throw py::value_error(item + " does not match its parameter's size");
+    out.data.push_back(output_of<T>(a, item.c_str()));
+    out.size.push_back(a.size());
+    if (keep) keep->push_back(a);
+  }
+  return out;
+}
+
+bool is_float64_list(const py::list& list) {
+  return list.size() > 0 && py::isinstance<py::array>(list[0]) && has_dtype<double>(py::array(list[0]));
+}
+
+template <class T>
+struct OptimizerCall {
+  std::vector<py::array> keep;
+  TensorList<T> params, grads;
+  OptimizerCall(const py::list& p, const py::list& g) {
+    params = tensor_list<T>(p, "params", nullptr, &keep);
+    grads = tensor_list<T>(g, "grads", &params, &keep);
+  }
+  // A state list, or an empty one when the update does not use it.
+  TensorList<T> state(const py::object& list, const char* name, bool used) {
+    if (!used) return {};
+    if (list.is_none()) throw py::value_error(std::string(name) + " is needed by this configuration");
+    return tensor_list<T>(list.cast<py::list>(), name, &params, &keep);
+  }
+};
+
+template <class T>
+void sgd_typed(const py::list& p, const py::list& g, const py::object& momentum_buffers, const SgdConfig& c) {
+  OptimizerCall<T> call(p, g);
+  auto buf = call.state(momentum_buffers, "momentum_buffers", c.momentum != 0);
+  py::gil_scoped_release release;
+  sgd_step<T>(call.params, call.grads, buf, c);
+}
+
+template <class T>
+void adam_typed(const py::list& p, const py::list& g, const py::list& m, const py::list& v, const py::object& v_max,
+                const AdamConfig& c) {
+  OptimizerCall<T> call(p, g);
+  auto m1 = call.state(m, "exp_avg", true), m2 = call.state(v, "exp_avg_sq", true);
+  auto mx = call.state(v_max, "max_exp_avg_sq", c.amsgrad);
+  py::gil_scoped_release release;
+  adam_step<T>(call.params, call.grads, m1, m2, mx, c);
+}
+
+template <class T>
+void rmsprop_typed(const py::list& p, const py::list& g, const py::list& sq, const py::object& ga, const py::object& buf,
+                   const RmspropConfig& c) {
+  OptimizerCall<T> call(p, g);
+  auto s = call.state(sq, "square_avg", true), a = call.state(ga, "grad_avg", c.centered);
+  auto b = call.state(buf, "momentum_buffer", c.momentum > 0);
+  py::gil_scoped_release release;
+  rmsprop_step<T>(call.params, call.grads, s, a, b, c);
+}
+
+template <class T>
+void adagrad_typed(const py::list& p, const py::list& g, const py::list& sum, const AdagradConfig& c) {
+  OptimizerCall<T> call(p, g);
+  auto s = call.state(sum, "sum", true);
+  py::gil_scoped_release release;
+  adagrad_step<T>(call.params, call.grads, s, c);
+}
+
+template <class T>
+double clip_norm_typed(const py::list& grads, double max_norm, bool infinity) {
+  std::vector<py::array> keep;
+  auto g = tensor_list<T>(grads, "grads", nullptr, &keep);
+  py::gil_scoped_release release;
+  const double norm = total_norm<T>(g, infinity);
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) scale_all<T>(g, coef);  // torch multiplies by min(coef, 1): the same
+  return norm;
+}
+
+template <class T>
+double clip_value_typed(const py::list& grads, double limit) {
+  std::vector<py::array> keep;
+  auto g = tensor_list<T>(grads, "grads", nullptr, &keep);
+  py::gil_scoped_release release;
+  const double norm = total_norm<T>(g, false);
+  clamp_all<T>(g, limit);
+  return norm;
+}
+
+template <class T>
+double norm_typed(const py::list& grads, bool infinity) {
+  std::vector<py::array> keep;
+  auto g = tensor_list<T>(grads, "grads", nullptr, &keep);
+  py::gil_scoped_release release;
+  return total_norm<T>(g, infinity);
+}
+
+// ---------------------------------------------------------------------------------------
+// matmul: C (+)= op(A) op(B) for 2-D operands or batches of them, on the kernels' pool.
+
+template <class T>
+py::array matmul_typed(const py::array& a_obj, const py::object& b_obj, bool trans_a, bool trans_b,
+                       const py::object& out_obj, bool accumulate) {
+  py::array a = checked<T>(a_obj, "a", std::vector<Index>(a_obj.ndim(), -1));
+  py::array b = checked<T>(b_obj, "b", std::vector<Index>(py::array(b_obj).ndim(), -1));
+  if (a.ndim() < 2 || a.ndim() > 3 || b.ndim() < 2 || b.ndim() > 3)
+    throw py::value_error("matmul takes 2-D or 3-D (batched) arrays");
+  const Index batch = a.ndim() == 3 ? a.shape(0) : (b.ndim() == 3 ? b.shape(0) : 1);
+  if (a.ndim() == 3 && b.ndim() == 3 && b.shape(0) != batch) throw py::value_error("a and b have different batch sizes");
+  if (a.ndim() == 2 && b.ndim() == 3) throw py::value_error("a 3-D b needs a 3-D a");
+  const Index ar = a.shape(a.ndim() - 2), ac = a.shape(a.ndim() - 1);
+  const Index br = b.shape(b.ndim() - 2), bc = b.shape(b.ndim() - 1);
+  const Index m = trans_a ? ac : ar, k = trans_a ? ar : ac, kb = trans_b ? bc : br, n = trans_b ? br : bc;
+  if (k != kb)
+    throw py::value_error("matmul: inner sizes differ (" + std::to_string(k) + " vs " + std::to_string(kb) + ")");
+  std::vector<Index> out_shape = a.ndim() == 3 ? std::vector<Index>{batch, m, n} : std::vector<Index>{m, n};
+  py::array out;
+  if (out_obj.is_none()) {
+    if (accumulate) throw py::value_error("accumulate needs out");
+    out = py::array_t<T>(std::vector<py::ssize_t>(out_shape.begin(), out_shape.end()));
+  } else {
+    out = checked<T>(out_obj, "out", out_shape);
+  }
+  const T* pa = data_of<T>(a);
+  const T* pb = data_of<T>(b);
+  T* pc = output_of<T>(out, "out");
+  const Index a_step = a.ndim() == 3 ? ar * ac : 0, b_step = b.ndim() == 3 ? br * bc : 0, c_step = m * n;
+  const T beta = accumulate ? T(1) : T(0);
+  {
+    py::gil_scoped_release release;
+    if (batch == 1) {
+      gemm_parallel<T>(trans_a, trans_b, m, n, k, T(1), pa, ac, pb, bc, beta, pc, n);
+    } else {
+      run_team(threads_for(2.0 * batch * m * n * k, 4e6), [&](int id, int team) {
+        Index b0, b1;
+        share(batch, id, team, &b0, &b1);
+        for (Index i = b0; i < b1; ++i)
+          gemm<T>(trans_a, trans_b, m, n, k, T(1), pa + i * a_step, ac, pb + i * b_step, bc, beta, pc + i * c_step, n);
+      });
+    }
+  }
+  return out;
+}
+
+py::array matmul_py(const py::object& a, const py::object& b, bool trans_a, bool trans_b, const py::object& out,
+                    bool accumulate) {
+  if (!py::isinstance<py::array>(a)) throw py::type_error("a must be a NumPy array");
+  py::array arr = py::reinterpret_borrow<py::array>(a);
+  if (has_dtype<double>(arr)) return matmul_typed<double>(arr, b, trans_a, trans_b, out, accumulate);
+  return matmul_typed<float>(arr, b, trans_a, trans_b, out, accumulate);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
   m.doc() = "lstm_native's compiled core (" LSTM_NATIVE_ISA " build)";
   m.attr("isa") = LSTM_NATIVE_ISA;
+  py::register_exception<NonFiniteInput>(m, "NonFiniteError", PyExc_ValueError);
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads the kernels use; n <= 0 restores all cores.");
   m.def("get_grain", &get_grain);
@@ -309,4 +479,39 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
         py::arg("dout"), py::arg("dh_n"), py::arg("dc_n"), py::arg("grads"), py::arg("need_dx"),
         "Backpropagation through time for the workspace's last forward; parameter gradients accumulate into "
         "grads. Returns (dx or None, dh0, dc0 or None).");
+  m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
+        py::arg("out") = py::none(), py::arg("accumulate") = false,
+        "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");
+
+  m.def("sgd_step", [](const py::list& p, const py::list& g, const py::object& buf, double lr, double momentum,
+                       double dampening, double weight_decay, bool nesterov, bool first_step) {
+    const SgdConfig c{lr, momentum, dampening, weight_decay, nesterov, first_step};
+    if (is_float64_list(p)) sgd_typed<double>(p, g, buf, c); else sgd_typed<float>(p, g, buf, c);
+  });
+  m.def("adam_step", [](const py::list& p, const py::list& g, const py::list& m1, const py::list& m2,
+                        const py::object& mx, double lr, double beta1, double beta2, double eps, double weight_decay,
+                        bool decoupled, bool amsgrad, long long step) {
+    const AdamConfig c{lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step};
+    if (is_float64_list(p)) adam_typed<double>(p, g, m1, m2, mx, c); else adam_typed<float>(p, g, m1, m2, mx, c);
+  });
+  m.def("rmsprop_step", [](const py::list& p, const py::list& g, const py::list& sq, const py::object& ga,
+                           const py::object& buf, double lr, double alpha, double eps, double weight_decay,
+                           double momentum, bool centered) {
+    const RmspropConfig c{lr, alpha, eps, weight_decay, momentum, centered};
+    if (is_float64_list(p)) rmsprop_typed<double>(p, g, sq, ga, buf, c); else rmsprop_typed<float>(p, g, sq, ga, buf, c);
+  });
+  m.def("adagrad_step", [](const py::list& p, const py::list& g, const py::list& sum, double lr, double lr_decay,
+                           double weight_decay, double eps, long long step) {
+    const AdagradConfig c{lr, lr_decay, weight_decay, eps, step};
+    if (is_float64_list(p)) adagrad_typed<double>(p, g, sum, c); else adagrad_typed<float>(p, g, sum, c);
+  });
+  m.def("clip_grad_norm", [](const py::list& g, double max_norm, bool infinity) {
+    return is_float64_list(g) ? clip_norm_typed<double>(g, max_norm, infinity) : clip_norm_typed<float>(g, max_norm, infinity);
+  }, "Scales the gradients so their joint norm is at most max_norm; returns the norm before.");
+  m.def("clip_grad_value", [](const py::list& g, double limit) {
+    return is_float64_list(g) ? clip_value_typed<double>(g, limit) : clip_value_typed<float>(g, limit);
+  }, "Clamps every gradient element to [-limit, limit]; returns the joint 2-norm before.");
+  m.def("grad_norm", [](const py::list& g, bool infinity) {
+    return is_float64_list(g) ? norm_typed<double>(g, infinity) : norm_typed<float>(g, infinity);
+  }, "The joint norm (2 or infinity) of a list of arrays.");
 }

@@ -3,10 +3,19 @@
 A C++ core (Eigen, OpenMP) runs each recurrent layer over a whole sequence in one call;
 this package wraps it in PyTorch-compatible layers and a Keras-like training loop.
 """
+from . import callbacks, losses, optim, reference
 from ._backend import core as _core
+from ._checks import NonFiniteError
 from ._grad_mode import is_grad_enabled, no_grad
+from .attention import Attention
+from .clip import clip_grad_norm_, clip_grad_value_
+from .io import load
+from .layers import (Dropout, Embedding, LastTimestep, LayerNorm, Linear, ReLU, Residual, Sigmoid, Tanh,
+                     TimeDistributed)
 from .module import Module, Parameter
 from .recurrent import GRU, LSTM
+from .sequential import Sequential
+from .training import History, NonFiniteLossError
 
 __version__ = "0.1.0"
 
@@ -26,5 +35,7 @@ def backend_isa() -> str:
     return _core.isa
 
 
-__all__ = ["LSTM", "GRU", "Module", "Parameter", "no_grad", "is_grad_enabled",
-           "get_num_threads", "set_num_threads", "backend_isa"]
+__all__ = ["LSTM", "GRU", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
+           "TimeDistributed", "Residual", "Attention", "Sequential", "Module", "Parameter", "History",
+           "NonFiniteLossError", "NonFiniteError", "losses", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
+           "load", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa"]

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._backend import core
+
+NonFiniteError = core.NonFiniteError   # a ValueError: NaN or infinity where numbers must be finite
+
 
 def to_numpy(value, name: str) -> np.ndarray:
     """NumPy view of an array-like (torch tensors included, without importing torch)."""
@@ -71,4 +75,4 @@ def lengths_array(lengths, batch: int, steps: int, name: str = "lengths"):
 
 def require_finite(arr: np.ndarray, name: str) -> None:
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+        raise NonFiniteError(f"{name} contains NaN or infinity")

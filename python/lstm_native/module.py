@@ -7,12 +7,25 @@ keys and ``grads`` keys follow PyTorch's. Every layer implements ``forward`` and
 """
 from __future__ import annotations
 
+import importlib
 from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
 
 from ._checks import to_numpy
+
+
+def _takes_lengths(cls) -> bool:
+    import inspect
+    cached = cls.__dict__.get("_forward_takes_lengths")
+    if cached is None:
+        try:
+            cached = "lengths" in inspect.signature(cls.forward).parameters
+        except (TypeError, ValueError):
+            cached = False
+        setattr(cls, "_forward_takes_lengths", cached)
+    return cached
 
 
 class Parameter:
@@ -39,8 +52,22 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+_REGISTRY: dict[str, type] = {}
+
+
+def _class_key(cls: type) -> str:
+    """How a saved file names a module class: short for ours, module-qualified for users'."""
+    if cls.__module__.startswith("lstm_native"):
+        return cls.__qualname__
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 class Module:
     """Base class: parameters, children, train/eval mode, state dicts and gradients."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[_class_key(cls)] = cls   # so that ln.load can rebuild any module by name
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -142,6 +169,8 @@ class Module:
     # tensor out, lengths passed to those that use them. Recurrent layers override these
     # to drop their states; layers that change the time axis override output_lengths.
     def seq_forward(self, x, lengths=None):
+        if lengths is not None and _takes_lengths(type(self)):
+            return self.forward(x, lengths=lengths)
         return self.forward(x)
 
     def seq_backward(self, grad, need_input_grad: bool = True):
@@ -150,10 +179,61 @@ class Module:
     def output_lengths(self, lengths):
         return lengths
 
-    # -- description ----------------------------------------------------------------
+    # -- training (the Keras-like loop in training.py) ----------------------------------
+    def fit(self, X, y, **kwargs):
+        """Trains on (X, y) with batches along the first axis; returns a History. Arguments:
+        loss ("mse", "mae", "cross_entropy", "bce_with_logits" or a function), optimizer
+        (default Adam 1e-3), epochs, batch_size, clip_grad_norm, clip_grad_value,
+        validation_data=(Xv, yv[, lengths_v]) or validation_split, lengths, callbacks,
+        shuffle, verbose (0 silent, 1 progress bar, 2 a line per epoch), seed, scheduler,
+        loss_kwargs (e.g. class weights), resume_from (a checkpoint path)."""
+        from .training import fit
+        return fit(self, X, y, **kwargs)
+
+    def evaluate(self, X, y, **kwargs) -> dict:
+        from .training import evaluate
+        return evaluate(self, X, y, **kwargs)
+
+    def predict(self, X, lengths=None, batch_size=None):
+        from .training import predict
+        return predict(self, X, lengths=lengths, batch_size=batch_size)
+
+    def save(self, path) -> None:
+        """Writes architecture, weights and (after fit) optimizer state and history to one file."""
+        from . import io
+        history = getattr(self, "history", None)
+        io.save(self, path, getattr(self, "optimizer", None), None,
+                None if history is None else {"epoch": len(history.epoch), "history": history.to_dict()})
+
+    # -- description and persistence --------------------------------------------------
     def get_config(self) -> dict:
         """The constructor arguments that rebuild this module (used by save/load)."""
         return {}
+
+    def to_config(self) -> dict:
+        """The architecture as JSON-able data; containers override to include their children."""
+        return {"class": _class_key(type(self)), "config": self.get_config()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Module":
+        return cls(**config.get("config", {}))
+
+    @staticmethod
+    def build(config: dict) -> "Module":
+        """Rebuilds a module (with fresh weights) from to_config()'s output."""
+        key = config["class"]
+        if key not in _REGISTRY and ":" in key:
+            importlib.import_module(key.split(":", 1)[0])   # a user's module defines its classes on import
+        if key not in _REGISTRY:
+            raise ValueError(f"unknown module class {key!r}: import the code that defines it before loading")
+        return _REGISTRY[key].from_config(config)
+
+    def get_extra_state(self):
+        """State besides parameters that a resumed run needs (random generators); JSON-able or None."""
+        return None
+
+    def set_extra_state(self, state) -> None:
+        pass
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

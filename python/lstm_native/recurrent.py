@@ -168,6 +168,12 @@ class RecurrentBase(Module):
                     bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                     bidirectional=self.bidirectional, dtype=self.dtype.name)
 
+    def get_extra_state(self):
+        return {"dropout_rng": self._dropout_rng.bit_generator.state}
+
+    def set_extra_state(self, state) -> None:
+        self._dropout_rng.bit_generator.state = state["dropout_rng"]
+
     def release_buffers(self) -> None:
         """Frees the buffers kept between calls (they come back on the next forward)."""
         for ws in self._workspaces:

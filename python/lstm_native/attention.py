@@ -1,0 +1,131 @@
+"""Additive (Bahdanau) attention over a sequence of hidden states.
+
+    score[b, q, t] = v^T tanh(W_h h[b, t] + W_s s[b, q] + bias)
+    alpha[b, q, :] = softmax over the valid steps t < lengths[b]
+    context[b, q]  = sum_t alpha[b, q, t] h[b, t]
+
+Without a query (query_size=None) the W_s s term is absent: the layer learns which steps
+matter by content alone and returns one context vector per sequence, the usual pooling
+after a (Bi)LSTM for classification. With queries (B, Q) or (B, Tq, Q), such as a decoder's
+outputs, it returns one context per query; all queries are handled at once.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import ops
+from ._checks import float_array
+from ._grad_mode import is_grad_enabled
+from .layers import _dtype, _need_forward, _positive
+from .module import Module, Parameter
+
+
+class Attention(Module):
+    """Additive attention: ``context = attention(h, query=None, lengths=None)``; the weights of
+    the last call are in ``last_weights``. Parameters: ``W_h`` (A, H), ``W_s`` (A, Q) when
+    query_size is given, ``bias`` (A,) and ``v`` (A,)."""
+
+    def __init__(self, hidden_size: int, query_size=None, attention_size=None, seed=None, dtype=np.float32):
+        super().__init__()
+        self.hidden_size = _positive("hidden_size", hidden_size)
+        self.query_size = None if query_size is None else _positive("query_size", query_size)
+        self.attention_size = _positive("attention_size", attention_size or hidden_size)
+        self.dtype = _dtype(dtype)
+        rng = np.random.default_rng(seed)
+        A = self.attention_size
+
+        def uniform(fan_in, shape):
+            bound = 1.0 / math.sqrt(fan_in)
+            return Parameter(rng.uniform(-bound, bound, shape).astype(self.dtype))
+
+        self.W_h = uniform(hidden_size, (A, hidden_size))
+        if self.query_size is not None:
+            self.W_s = uniform(self.query_size, (A, self.query_size))
+        self.bias = uniform(hidden_size, (A,))
+        self.v = uniform(A, (A,))
+        self.last_weights = None
+        self._ctx = None
+
+    def forward(self, h, query=None, lengths=None):
+        h = float_array(h, "h", self.dtype)
+        if h.ndim != 3 or h.shape[2] != self.hidden_size:
+            raise ValueError(f"h must have shape (batch, time, {self.hidden_size}), got {h.shape}")
+        B, T, H = h.shape
+        if (query is None) != (self.query_size is None):
+            raise ValueError("give a query exactly when the layer was built with query_size")
+        single_query = False
+        if query is not None:
+            query = float_array(query, "query", self.dtype)
+            single_query = query.ndim == 2
+            if single_query:
+                query = query[:, None, :]
+            if query.ndim != 3 or query.shape[0] != B or query.shape[2] != self.query_size:
+                raise ValueError(f"query must have shape ({B}, {self.query_size}) or ({B}, Tq, {self.query_size}), "
+                                 f"got {query.shape}")
+        mask = ops.length_mask(lengths, B, T)
+        if mask is not None and np.shape(lengths) != (B,):
+            raise ValueError(f"lengths must have shape ({B},), got {np.shape(lengths)}")
+
+        pre = ops.matmul(ops.rows(h), self.W_h.data, trans_b=True).reshape(B, 1, T, -1) + self.bias.data
+        if query is not None:
+            Tq = query.shape[1]
+            pre = pre + ops.matmul(ops.rows(query), self.W_s.data, trans_b=True).reshape(B, Tq, 1, -1)
+        energy = np.tanh(pre)                                            # (B, Tq, T, A)
+        scores = ops.matmul(ops.rows(energy), self.v.data[:, None]).reshape(energy.shape[:3])  # (B, Tq, T)
+        alpha = _masked_softmax(scores, None if mask is None else mask[:, None, :])
+        context = ops.matmul(alpha, h)                                   # (B, Tq, H)
+        self.last_weights = alpha[:, 0] if query is None or single_query else alpha
+        self._ctx = (h, query, energy, alpha, query is None or single_query) if is_grad_enabled() else None
+        return context[:, 0] if query is None or single_query else context
+
+    def backward(self, grad):
+        """Returns dh, or (dh, dquery) when the forward had a query."""
+        h, query, energy, alpha, squeezed = _need_forward(self, self._ctx)
+        self._ctx = None
+        g = float_array(grad, "grad", self.dtype)
+        if squeezed:
+            g = g[:, None, :]
+        B, T, H = h.shape
+        d_alpha = ops.matmul(g, h, trans_b=True)                         # (B, Tq, T)
+        dh = ops.matmul(alpha, g, trans_a=True)                          # (B, T, H)
+        d_scores = alpha * (d_alpha - np.sum(alpha * d_alpha, axis=-1, keepdims=True))
+        self.v.grad += np.einsum("bqt,bqta->a", d_scores, energy)
+        d_pre = d_scores[..., None] * self.v.data * (1 - energy * energy)  # (B, Tq, T, A)
+        self.bias.grad += d_pre.sum(axis=(0, 1, 2))
+        d_hp = ops.rows(d_pre.sum(axis=1))                               # (B*T, A)
+        ops.matmul(d_hp, ops.rows(h), trans_a=True, out=self.W_h.grad, accumulate=True)
+        dh += ops.matmul(d_hp, self.W_h.data).reshape(B, T, H)
+        if query is None:
+            return dh
+        d_sp = ops.rows(d_pre.sum(axis=2))                               # (B*Tq, A)
+        ops.matmul(d_sp, ops.rows(query), trans_a=True, out=self.W_s.grad, accumulate=True)
+        d_query = ops.matmul(d_sp, self.W_s.data).reshape(query.shape)
+        return dh, (d_query[:, 0] if squeezed else d_query)
+
+    # In a Sequential: (B, T, H) with lengths -> one context per sequence.
+    def seq_forward(self, x, lengths=None):
+        return self.forward(x, None, lengths)
+
+    def seq_backward(self, grad, need_input_grad=True):
+        return self.backward(grad)
+
+    def output_lengths(self, lengths):
+        return None
+
+    def get_config(self):
+        return dict(hidden_size=self.hidden_size, query_size=self.query_size,
+                    attention_size=self.attention_size, dtype=self.dtype.name)
+
+
+def _masked_softmax(scores, mask):
+    """Softmax over the last axis restricted to mask; all-masked rows give zeros."""
+    if mask is None:
+        return ops.softmax(scores)
+    masked = np.where(mask, scores, -np.inf)
+    top = np.max(masked, axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0)
+    e = np.where(mask, np.exp(masked - top), 0)
+    total = e.sum(axis=-1, keepdims=True)
+    return (e / np.where(total > 0, total, 1)).astype(scores.dtype)

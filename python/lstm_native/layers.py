@@ -1,0 +1,342 @@
+"""Feed-forward layers: Linear, Embedding, Dropout, activations, LayerNorm, LastTimestep,
+TimeDistributed and Residual. Each has forward and backward; parameter gradients
+accumulate in ``.grad`` (and ``grads``) like the recurrent layers'. Sequence tensors are
+batch-first (B, T, F), as ``fit`` batches along the first axis.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import ops
+from ._checks import float_array, to_numpy
+from ._grad_mode import is_grad_enabled
+from .module import Module, Parameter
+
+
+def _dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _positive(name, value):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _need_forward(module, ctx):
+    if ctx is None:
+        raise ValueError(f"{type(module).__name__}.backward needs a forward first (outside no_grad)")
+    return ctx
+
+
+class Linear(Module):
+    """y = x W^T + b over the last axis of x (any leading axes), as torch.nn.Linear:
+    ``weight`` (out_features, in_features), ``bias`` (out_features,), both ~ U(-1/sqrt(in), 1/sqrt(in))."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, seed=None, dtype=np.float32):
+        super().__init__()
+        self.in_features = _positive("in_features", in_features)
+        self.out_features = _positive("out_features", out_features)
+        dtype = _dtype(dtype)
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
+        self._x = None
+
+    def forward(self, x):
+        x = float_array(x, "x", self.weight.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x must have {self.in_features} features in its last axis, got shape {x.shape}")
+        y = ops.matmul(ops.rows(x), self.weight.data, trans_b=True)
+        if self.bias is not None:
+            y += self.bias.data
+        self._x = x if is_grad_enabled() else None
+        return y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def backward(self, grad, need_input_grad: bool = True):
+        x = _need_forward(self, self._x)
+        g = ops.rows(float_array(grad, "grad", self.weight.dtype))
+        if g.shape[0] * self.in_features != x.size:
+            raise ValueError(f"grad must have shape {x.shape[:-1] + (self.out_features,)}, got {np.shape(grad)}")
+        ops.matmul(g, ops.rows(x), trans_a=True, out=self.weight.grad, accumulate=True)
+        if self.bias is not None:
+            self.bias.grad += g.sum(axis=0)
+        self._x = None
+        if not need_input_grad:
+            return None
+        return ops.matmul(g, self.weight.data).reshape(x.shape)
+
+    def seq_backward(self, grad, need_input_grad=True):
+        return self.backward(grad, need_input_grad)
+
+    def get_config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None,
+                    dtype=self.weight.dtype.name)
+
+
+class Embedding(Module):
+    """Integer ids (any shape) -> vectors (..., embedding_dim), as torch.nn.Embedding:
+    ``weight`` (num_embeddings, embedding_dim) ~ N(0, 1); the padding_idx row is zero and
+    gets no gradient. The gradient is dense (rows of ids not seen stay zero)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, seed=None, dtype=np.float32):
+        super().__init__()
+        self.num_embeddings = _positive("num_embeddings", num_embeddings)
+        self.embedding_dim = _positive("embedding_dim", embedding_dim)
+        if padding_idx is not None:
+            padding_idx = int(padding_idx)
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx must be within the {num_embeddings} embeddings, got {padding_idx}")
+            padding_idx %= num_embeddings
+        self.padding_idx = padding_idx
+        w = np.random.default_rng(seed).standard_normal((num_embeddings, embedding_dim)).astype(_dtype(dtype))
+        if padding_idx is not None:
+            w[padding_idx] = 0
+        self.weight = Parameter(w)
+        self._ids = None
+
+    def forward(self, ids):
+        ids = to_numpy(ids, "ids")
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be an integer array, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_embeddings):
+            bad = ids.min() if ids.min() < 0 else ids.max()
+            raise ValueError(f"ids must be in [0, {self.num_embeddings}), found {int(bad)}")
+        self._ids = ids if is_grad_enabled() else None
+        return self.weight.data[ids]
+
+    def backward(self, grad, need_input_grad: bool = False):
+        ids = _need_forward(self, self._ids)
+        g = np.asarray(grad, self.weight.dtype).reshape(-1, self.embedding_dim)
+        flat = ids.reshape(-1)
+        if self.padding_idx is not None:
+            keep = flat != self.padding_idx
+            flat, g = flat[keep], g[keep]
+        np.add.at(self.weight.grad, flat, g)
+        self._ids = None
+        return None  # ids have no gradient
+
+    def seq_backward(self, grad, need_input_grad=True):
+        return self.backward(grad)
+
+    def get_config(self):
+        return dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,
+                    padding_idx=self.padding_idx, dtype=self.weight.dtype.name)
+
+
+class Dropout(Module):
+    """Zeroes each element with probability p in training (scaling the rest by 1/(1-p))."""
+
+    def __init__(self, p: float = 0.5, seed=None):
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+        self._rng = np.random.default_rng(seed)
+        self._mask = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if not self.training or self.p == 0:
+            self._mask = 1.0
+            return x
+        keep = 1.0 - self.p
+        mask = (self._rng.random(x.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
+        self._mask = mask if is_grad_enabled() else None
+        return x * mask
+
+    def backward(self, grad):
+        mask = _need_forward(self, self._mask)
+        return np.asarray(grad) * mask
+
+    def get_config(self):
+        return dict(p=self.p)
+
+    def get_extra_state(self):
+        return {"rng": self._rng.bit_generator.state}
+
+    def set_extra_state(self, state):
+        self._rng.bit_generator.state = state["rng"]
+
+
+class _Elementwise(Module):
+    """An activation applied element by element; subclasses give f and f' (from f's output)."""
+
+    def forward(self, x):
+        y = self.f(np.asarray(x))
+        self._y = y if is_grad_enabled() else None
+        return y
+
+    def backward(self, grad):
+        y = _need_forward(self, getattr(self, "_y", None))
+        return np.asarray(grad) * self.derivative(y)
+
+
+class ReLU(_Elementwise):
+    @staticmethod
+    def f(x):
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def derivative(y):
+        return (y > 0).astype(y.dtype)
+
+
+class Tanh(_Elementwise):
+    f = staticmethod(np.tanh)
+
+    @staticmethod
+    def derivative(y):
+        return 1 - y * y
+
+
+class Sigmoid(_Elementwise):
+    f = staticmethod(ops.sigmoid)
+
+    @staticmethod
+    def derivative(y):
+        return y * (1 - y)
+
+
+class LayerNorm(Module):
+    """Normalises the last axis to zero mean and unit variance, then scales and shifts, as
+    torch.nn.LayerNorm over one axis: ``weight`` (ones) and ``bias`` (zeros), both (features,)."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float32):
+        super().__init__()
+        if isinstance(normalized_shape, (tuple, list)):
+            if len(normalized_shape) != 1:
+                raise ValueError("LayerNorm normalises over the last axis only: give one size")
+            normalized_shape = normalized_shape[0]
+        self.normalized_shape = _positive("normalized_shape", normalized_shape)
+        self.eps = float(eps)
+        dtype = _dtype(dtype)
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine else None
+        self._dtype = dtype
+        self._ctx = None
+
+    def forward(self, x):
+        x = float_array(x, "x", self._dtype)
+        if x.ndim == 0 or x.shape[-1] != self.normalized_shape:
+            raise ValueError(f"x must have {self.normalized_shape} features in its last axis, got shape {x.shape}")
+        mean = x.mean(axis=-1, keepdims=True)
+        centered = x - mean
+        inv_std = 1.0 / np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + self.eps)
+        x_hat = centered * inv_std
+        self._ctx = (x_hat, inv_std) if is_grad_enabled() else None
+        return x_hat * self.weight.data + self.bias.data if self.weight is not None else x_hat
+
+    def backward(self, grad):
+        x_hat, inv_std = _need_forward(self, self._ctx)
+        g = np.asarray(grad, self._dtype)
+        if self.weight is not None:
+            axes = tuple(range(g.ndim - 1))
+            self.weight.grad += (g * x_hat).sum(axis=axes)
+            self.bias.grad += g.sum(axis=axes)
+            g = g * self.weight.data
+        n = x_hat.shape[-1]
+        self._ctx = None
+        return inv_std / n * (n * g - g.sum(axis=-1, keepdims=True) - x_hat * (g * x_hat).sum(axis=-1, keepdims=True))
+
+    def get_config(self):
+        return dict(normalized_shape=self.normalized_shape, eps=self.eps,
+                    elementwise_affine=self.weight is not None, dtype=self._dtype.name)
+
+
+class LastTimestep(Module):
+    """(B, T, F) -> (B, F): each sequence's output at its last valid step (T - 1 without lengths)."""
+
+    def __init__(self):
+        super().__init__()
+        self._ctx = None
+
+    def forward(self, x, lengths=None):
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"x must be 3-D (batch, time, features), got shape {x.shape}")
+        B, T = x.shape[:2]
+        last = np.full(B, T - 1) if lengths is None else np.asarray(lengths, np.int64) - 1
+        if lengths is not None and (last.shape != (B,) or last.min() < 0 or last.max() >= T):
+            raise ValueError(f"lengths must be {B} values in [1, {T}] for LastTimestep")
+        self._ctx = (x.shape, x.dtype, last) if is_grad_enabled() else None
+        return x[np.arange(B), last]
+
+    def backward(self, grad):
+        shape, dtype, last = _need_forward(self, self._ctx)
+        dx = np.zeros(shape, dtype)
+        dx[np.arange(shape[0]), last] = grad
+        return dx
+
+    def seq_forward(self, x, lengths=None):
+        return self.forward(x, lengths)
+
+    def output_lengths(self, lengths):
+        return None  # no time axis after this layer
+
+
+class TimeDistributed(Module):
+    """Applies a layer to every time step: (B, T, ...) -> layer on (B*T, ...) -> (B, T, ...)."""
+
+    def __init__(self, layer: Module):
+        super().__init__()
+        self.layer = layer
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim < 3:
+            raise ValueError(f"x must have (batch, time, ...) axes, got shape {x.shape}")
+        self._shape = x.shape[:2]
+        y = self.layer.forward(x.reshape((-1,) + x.shape[2:]))
+        return y.reshape(self._shape + y.shape[1:])
+
+    def backward(self, grad):
+        grad = np.asarray(grad)
+        dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]))
+        return None if dx is None else dx.reshape(self._shape + dx.shape[1:])
+
+    def to_config(self):
+        return {"class": "TimeDistributed", "layer": self.layer.to_config()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(Module.build(config["layer"]))
+
+
+class Residual(Module):
+    """y = x + layer(x): a skip connection around a layer (often a recurrent layer in a stack);
+    the wrapped layer must keep the shape. Lengths pass through to it."""
+
+    def __init__(self, layer: Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x, lengths=None):
+        y = self.layer.seq_forward(x, lengths)
+        if np.shape(y) != np.shape(x):
+            raise ValueError(f"Residual needs a layer that keeps the shape: {np.shape(x)} became {np.shape(y)}")
+        return x + y
+
+    def backward(self, grad, need_input_grad: bool = True):
+        inner = self.layer.seq_backward(grad, True)
+        return grad + inner
+
+    def seq_forward(self, x, lengths=None):
+        return self.forward(x, lengths)
+
+    def seq_backward(self, grad, need_input_grad=True):
+        return self.backward(grad)
+
+    def to_config(self):
+        return {"class": "Residual", "layer": self.layer.to_config()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(Module.build(config["layer"]))

@@ -1,0 +1,70 @@
+"""Sequential: layers applied in order, with lengths threaded through to those that use them."""
+from __future__ import annotations
+
+from .module import Module
+
+
+class Sequential(Module):
+    """``Sequential(ln.LSTM(1, 64, batch_first=True), ln.LastTimestep(), ln.Linear(64, 1))``.
+
+    Indexable (``model[0]``); state_dict keys are prefixed with the index (``0.weight_ih_l0``).
+    ``forward(x, lengths=None)`` hands lengths to each layer that uses them (recurrent layers,
+    LastTimestep, attention, masking); ``backward(grad)`` runs the layers in reverse. The
+    first layer's input gradient is skipped unless ``need_input_grad=True``.
+    """
+
+    def __init__(self, *layers: Module):
+        super().__init__()
+        for layer in layers:
+            self.append(layer)
+
+    def append(self, layer: Module) -> "Sequential":
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
+        setattr(self, str(len(self._modules)), layer)
+        return self
+
+    def __getitem__(self, index):
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def forward(self, x, lengths=None):
+        for layer in self:
+            x = layer.seq_forward(x, lengths)
+            lengths = layer.output_lengths(lengths)
+        return x
+
+    def backward(self, grad, need_input_grad: bool = False):
+        layers = list(self)
+        for i in reversed(range(len(layers))):
+            grad = layers[i].seq_backward(grad, need_input_grad=i > 0 or need_input_grad)
+            if grad is None and i > 0:
+                raise ValueError(f"layer {i} ({type(layers[i]).__name__}) gives no input gradient, "
+                                 "so it can only be the first layer")
+        return grad
+
+    def seq_forward(self, x, lengths=None):
+        return self.forward(x, lengths)
+
+    def seq_backward(self, grad, need_input_grad=True):
+        return self.backward(grad, need_input_grad)
+
+    def output_lengths(self, lengths):
+        for layer in self:
+            lengths = layer.output_lengths(lengths)
+        return lengths
+
+    def to_config(self):
+        return {"class": "Sequential", "layers": [layer.to_config() for layer in self]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(*(Module.build(c) for c in config["layers"]))
