@@ -19,6 +19,7 @@
 #include "gemm.h"
 #include "optim.h"
 #include "recurrent_instances.h"
+#include "step_loop.h"
 #include "threads.h"
 
 #ifndef LSTM_NATIVE_MODULE
@@ -223,14 +224,15 @@ py::tuple recurrent_forward_py(const std::string& cell, const py::object& x, boo
                                bool keep_for_backward) {
   if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a NumPy array");
   py::array arr = py::reinterpret_borrow<py::array>(x);
-  if (arr.dtype().is(py::dtype::of<double>()))
+  if (has_dtype<double>(arr))
     return forward_typed<double>(cell, arr, batch_first, lengths, weights, h0, c0, workspace, keep_for_backward);
   return forward_typed<float>(cell, arr, batch_first, lengths, weights, h0, c0, workspace, keep_for_backward);
 }
 
 template <class T>
 py::tuple backward_typed(const std::string& cell, Workspace& workspace, const py::array& x_obj, const py::object& d_out_obj,
-                         const py::object& dh_n_obj, const py::object& dc_n_obj, const py::list& grads, bool need_dx) {
+                         const py::object& dh_n_obj, const py::object& dc_n_obj, const py::list& grads, bool need_dx,
+                         const py::object& d_last_obj) {
   const CellInfo info = cell_info(cell);
   auto& ws = workspace.get(static_cast<T*>(nullptr));
   if (!ws.ready_for_backward)
@@ -246,6 +248,7 @@ py::tuple backward_typed(const std::string& cell, Workspace& workspace, const py
   args.x = data_of<T>(x);
   if (!dc_n_obj.is_none() && !info.cell_state) throw py::value_error("dc_n is only for LSTM");
   args.d_out = optional_input<T>(d_out_obj, "dout", {seq[0], seq[1], D * H}, keep);
+  args.d_last = optional_input<T>(d_last_obj, "dout_last", {B, D * H}, keep);
   args.dh_n = optional_input<T>(dh_n_obj, "dh_n", {D, B, H}, keep);
   args.dc_n = optional_input<T>(dc_n_obj, "dc_n", {D, B, H}, keep);
   if (static_cast<int>(grads.size()) != D) throw py::value_error("grads must hold one tuple per direction");
@@ -284,12 +287,13 @@ py::tuple backward_typed(const std::string& cell, Workspace& workspace, const py
 }
 
 py::tuple recurrent_backward_py(const std::string& cell, Workspace& workspace, const py::object& x, const py::object& d_out,
-                                const py::object& dh_n, const py::object& dc_n, const py::list& grads, bool need_dx) {
+                                const py::object& dh_n, const py::object& dc_n, const py::list& grads, bool need_dx,
+                                const py::object& d_last) {
   if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a NumPy array");
   py::array arr = py::reinterpret_borrow<py::array>(x);
-  if (arr.dtype().is(py::dtype::of<double>()))
-    return backward_typed<double>(cell, workspace, arr, d_out, dh_n, dc_n, grads, need_dx);
-  return backward_typed<float>(cell, workspace, arr, d_out, dh_n, dc_n, grads, need_dx);
+  if (has_dtype<double>(arr))
+    return backward_typed<double>(cell, workspace, arr, d_out, dh_n, dc_n, grads, need_dx, d_last);
+  return backward_typed<float>(cell, workspace, arr, d_out, dh_n, dc_n, grads, need_dx, d_last);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -463,6 +467,12 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads the kernels use; n <= 0 restores all cores.");
   m.def("get_grain", &get_grain);
+  m.def("set_step_split", [](const std::string& mode) {
+    if (mode == "auto") set_step_split_override(StepSplit::kAuto);
+    else if (mode == "batch") set_step_split_override(StepSplit::kBatch);
+    else if (mode == "units") set_step_split_override(StepSplit::kUnits);
+    else throw py::value_error("mode must be 'auto', 'batch' or 'units'");
+  }, py::arg("mode"), "How the step loop's team divides work (tests force each way; 'auto' by default).");
   m.def("set_grain", &set_grain, py::arg("scale"),
         "Scales the work each thread must have before another is used (0: always the full team; for tests).");
 
@@ -477,8 +487,10 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
         "One recurrent layer (all directions) over a padded batch. Returns (out, h_n, c_n or None).");
   m.def("recurrent_backward", &recurrent_backward_py, py::arg("cell"), py::arg("workspace"), py::arg("x"),
         py::arg("dout"), py::arg("dh_n"), py::arg("dc_n"), py::arg("grads"), py::arg("need_dx"),
+        py::arg("dout_last") = py::none(),
         "Backpropagation through time for the workspace's last forward; parameter gradients accumulate into "
-        "grads. Returns (dx or None, dh0, dc0 or None).");
+        "grads. dout_last (B, D*H) is a gradient at each sequence's last step only. Returns (dx or None, dh0, "
+        "dc0 or None).");
   m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,
         "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");

@@ -4,8 +4,12 @@
 
 #include "threads.h"
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 namespace lstm_native {
 
@@ -27,98 +31,125 @@ void for_each_element_range(const std::vector<Index>& sizes, double flops_per_el
 }
 
 
-template <class T>
-void sgd_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& buf, const SgdConfig& c) {
-  for_each_element_range(p.size, 6, [&](size_t t, Index b, Index e) {
-    T* w = p.data[t];
-    const T* gr = g.data[t];
-    T* m = c.momentum != 0 ? buf.data[t] : nullptr;
-    for (Index i = b; i < e; ++i) {
-      T d = gr[i] + T(c.weight_decay) * w[i];
-      if (m) {
-        m[i] = c.first_step ? d : T(c.momentum) * m[i] + T(1 - c.dampening) * d;
-        d = c.nesterov ? d + T(c.momentum) * m[i] : m[i];
-      }
-      w[i] -= T(c.lr) * d;
-    }
-  });
+// Each update's configuration flags are template parameters: the element loops then have
+// no branches and vectorise (with -fno-math-errno, sqrt too).
+template <bool kBool>
+using Flag = std::integral_constant<bool, kBool>;
+
+template <class Fn>
+void with_flags(bool a, bool b, Fn&& fn) {
+  if (a) {
+    if (b) fn(Flag<true>{}, Flag<true>{}); else fn(Flag<true>{}, Flag<false>{});
+  } else {
+    if (b) fn(Flag<false>{}, Flag<true>{}); else fn(Flag<false>{}, Flag<false>{});
+  }
 }
 
+template <class T>
+void sgd_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& buf, const SgdConfig& c) {
+  const T lr = T(c.lr), wd = T(c.weight_decay), mom = T(c.momentum), damp = T(1 - c.dampening);
+  with_flags(c.momentum != 0, c.nesterov, [&](auto momentum, auto nesterov) {
+    for_each_element_range(p.size, 6, [&](size_t t, Index b, Index e) {
+      T* __restrict w = p.data[t];
+      const T* __restrict gr = g.data[t];
+      T* __restrict m = momentum ? buf.data[t] : nullptr;
+      const T rate = lr, l2 = wd, mu = mom, keep = damp;  // locals: no aliasing
+      const bool first = c.first_step;
+      for (Index i = b; i < e; ++i) {
+        T d = gr[i] + l2 * w[i];
+        if constexpr (momentum) {
+          const T next = first ? d : mu * m[i] + keep * d;
+          m[i] = next;
+          d = nesterov ? d + mu * next : next;
+        }
+        w[i] -= rate * d;
+      }
+    });
+  });
+}
 
 template <class T>
 void adam_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& m, TensorList<T>& v, TensorList<T>& v_max,
                const AdamConfig& c) {
   const double bias1 = 1 - std::pow(c.beta1, double(c.step));
-  const double bias2_sqrt = std::sqrt(1 - std::pow(c.beta2, double(c.step)));
-  const T step_size = T(c.lr / bias1), decay = T(1 - c.lr * c.weight_decay);
-  const T b1 = T(1 - c.beta1), b2 = T(c.beta2), one_minus_b2 = T(1 - c.beta2);
-  for_each_element_range(p.size, 14, [&](size_t t, Index b, Index e) {
-    T* w = p.data[t];
-    const T* gr = g.data[t];
-    T* m1 = m.data[t];
-    T* m2 = v.data[t];
-    T* mx = c.amsgrad ? v_max.data[t] : nullptr;
-    for (Index i = b; i < e; ++i) {
-      T d = gr[i];
-      if (c.decoupled_weight_decay) w[i] *= decay;
-      else d += T(c.weight_decay) * w[i];
-      m1[i] += b1 * (d - m1[i]);  // torch's lerp
-      m2[i] = b2 * m2[i] + one_minus_b2 * d * d;
-      T second = m2[i];
-      if (mx) second = mx[i] = std::max(mx[i], m2[i]);
-      const T denom = std::sqrt(second) / T(bias2_sqrt) + T(c.eps);
-      w[i] -= step_size * m1[i] / denom;
-    }
+  const T bias2_sqrt = T(std::sqrt(1 - std::pow(c.beta2, double(c.step))));
+  const T step_size = T(c.lr / bias1), decay = T(1 - c.lr * c.weight_decay), wd = T(c.weight_decay);
+  const T b1 = T(1 - c.beta1), b2 = T(c.beta2), one_minus_b2 = T(1 - c.beta2), eps = T(c.eps);
+  with_flags(c.decoupled_weight_decay, c.amsgrad, [&](auto decoupled, auto amsgrad) {
+    for_each_element_range(p.size, 14, [&](size_t t, Index b, Index e) {
+      T* __restrict w = p.data[t];
+      const T* __restrict gr = g.data[t];
+      T* __restrict m1 = m.data[t];
+      T* __restrict m2 = v.data[t];
+      T* __restrict mx = amsgrad ? v_max.data[t] : nullptr;
+      // Locals, not the captured references: stores to w could otherwise alias them.
+      const T lr_step = step_size, keep = decay, l2 = wd, mix = b1, beta2 = b2, mix2 = one_minus_b2;
+      const T bias2 = bias2_sqrt, epsilon = eps;
+      for (Index i = b; i < e; ++i) {
+        T d = gr[i];
+        if constexpr (decoupled) w[i] *= keep;
+        else d += l2 * w[i];
+        m1[i] += mix * (d - m1[i]);  // torch's lerp
+        m2[i] = beta2 * m2[i] + mix2 * d * d;
+        T second = m2[i];
+        if constexpr (amsgrad) second = mx[i] = std::max(mx[i], m2[i]);
+        const T denom = std::sqrt(second) / bias2 + epsilon;
+        w[i] -= lr_step * m1[i] / denom;
+      }
+    });
   });
 }
-
 
 template <class T>
 void rmsprop_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& square_avg, TensorList<T>& grad_avg,
                   TensorList<T>& buf, const RmspropConfig& c) {
-  for_each_element_range(p.size, 12, [&](size_t t, Index b, Index e) {
-    T* w = p.data[t];
-    const T* gr = g.data[t];
-    T* sq = square_avg.data[t];
-    T* ga = c.centered ? grad_avg.data[t] : nullptr;
-    T* mb = c.momentum > 0 ? buf.data[t] : nullptr;
-    for (Index i = b; i < e; ++i) {
-      const T d = gr[i] + T(c.weight_decay) * w[i];
-      sq[i] = T(c.alpha) * sq[i] + T(1 - c.alpha) * d * d;
-      T avg;
-      if (ga) {
-        ga[i] += T(1 - c.alpha) * (d - ga[i]);
-        avg = std::sqrt(sq[i] - ga[i] * ga[i]) + T(c.eps);
-      } else {
-        avg = std::sqrt(sq[i]) + T(c.eps);
+  const T alpha = T(c.alpha), one_minus_alpha = T(1 - c.alpha), eps = T(c.eps), lr = T(c.lr);
+  const T wd = T(c.weight_decay), mom = T(c.momentum);
+  with_flags(c.centered, c.momentum > 0, [&](auto centered, auto momentum) {
+    for_each_element_range(p.size, 12, [&](size_t t, Index b, Index e) {
+      T* __restrict w = p.data[t];
+      const T* __restrict gr = g.data[t];
+      T* __restrict sq = square_avg.data[t];
+      T* __restrict ga = centered ? grad_avg.data[t] : nullptr;
+      T* __restrict mb = momentum ? buf.data[t] : nullptr;
+      const T a = alpha, a1 = one_minus_alpha, epsilon = eps, rate = lr, l2 = wd, mu = mom;  // locals: no aliasing
+      for (Index i = b; i < e; ++i) {
+        const T d = gr[i] + l2 * w[i];
+        sq[i] = a * sq[i] + a1 * d * d;
+        T avg;
+        if constexpr (centered) {
+          ga[i] += a1 * (d - ga[i]);
+          avg = std::sqrt(sq[i] - ga[i] * ga[i]) + epsilon;
+        } else {
+          avg = std::sqrt(sq[i]) + epsilon;
+        }
+        if constexpr (momentum) {
+          mb[i] = mu * mb[i] + d / avg;
+          w[i] -= rate * mb[i];
+        } else {
+          w[i] -= rate * d / avg;
+        }
       }
-      if (mb) {
-        mb[i] = T(c.momentum) * mb[i] + d / avg;
-        w[i] -= T(c.lr) * mb[i];
-      } else {
-        w[i] -= T(c.lr) * d / avg;
-      }
-    }
+    });
   });
 }
-
 
 template <class T>
 void adagrad_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& sum, const AdagradConfig& c) {
-  const T clr = T(c.lr / (1 + double(c.step - 1) * c.lr_decay));
+  const T clr = T(c.lr / (1 + double(c.step - 1) * c.lr_decay)), wd = T(c.weight_decay), eps = T(c.eps);
   for_each_element_range(p.size, 8, [&](size_t t, Index b, Index e) {
-    T* w = p.data[t];
-    const T* gr = g.data[t];
-    T* s = sum.data[t];
+    T* __restrict w = p.data[t];
+    const T* __restrict gr = g.data[t];
+    T* __restrict s = sum.data[t];
+    const T rate = clr, l2 = wd, epsilon = eps;  // locals: no aliasing
     for (Index i = b; i < e; ++i) {
-      const T d = gr[i] + T(c.weight_decay) * w[i];
+      const T d = gr[i] + l2 * w[i];
       s[i] += d * d;
-      w[i] -= clr * d / (std::sqrt(s[i]) + T(c.eps));
+      w[i] -= rate * d / (std::sqrt(s[i]) + epsilon);
     }
   });
 }
 
-// The norm of all tensors together (norm_type 2, or infinity); accumulated in double.
 template <class T>
 double total_norm(const TensorList<T>& g, bool infinity) {
   std::vector<double> partial(std::max(1, get_num_threads()) * 8, 0.0);  // one slot per member, padded
@@ -133,10 +164,15 @@ double total_norm(const TensorList<T>& g, bool infinity) {
     Index offset = 0;
     for (size_t t = 0; t < g.size.size() && offset < end; ++t) {
       const Index lo = std::max(begin, offset), hi = std::min(end, offset + g.size[t]);
-      for (Index i = lo; i < hi; ++i) {
-        const double x = g.data[t][i - offset];
-        acc = infinity ? std::max(acc, std::abs(x)) : acc + x * x;
-        if (std::isnan(x)) acc = x;  // NaN must survive max()
+      if (lo < hi) {
+        // Eigen's vectorised reductions; maxCoeff keeps NaN (sums keep it anyway).
+        const auto x = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g.data[t] + lo - offset, hi - lo);
+        if (infinity) {
+          acc = std::max(acc, double(x.abs().template maxCoeff<Eigen::PropagateNaN>()));
+        } else {  // float sums of 1024 squares (vectorised), accumulated in double
+          for (Index j = 0; j < x.size(); j += 1024) acc += double(x.segment(j, std::min<Index>(1024, x.size() - j)).square().sum());
+        }
+        if (std::isnan(acc)) acc = std::numeric_limits<double>::quiet_NaN();
       }
       offset += g.size[t];
     }
@@ -145,7 +181,8 @@ double total_norm(const TensorList<T>& g, bool infinity) {
   double result = 0;
   for (int id = 0; id < used; ++id) {
     const double x = partial[id * 8];
-    result = infinity ? (std::isnan(x) || std::isnan(result) ? x + result : std::max(result, x)) : result + x;
+    if (std::isnan(x) || std::isnan(result)) result = std::numeric_limits<double>::quiet_NaN();
+    else result = infinity ? std::max(result, x) : result + x;
   }
   return infinity ? result : std::sqrt(result);
 }

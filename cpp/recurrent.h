@@ -3,16 +3,17 @@
 // supplies the gate math; everything else lives here:
 //
 // forward   1. input projection of every step at once: gates = X W_ih^T + bias (one GEMM)
-//           2. per step: h_{t-1} W_hh^T (each thread its own gate columns), the cell's
-//              gate math on its own units, one team barrier
-// backward  1. per step: the cell's gradient math on own units, a barrier, then
-//              dh_{t-1} = dG_t W_hh (each thread its own units)
+//           2. per step: h_{t-1} W_hh^T with W_hh packed once per call, then the cell's gate
+//              math; the team divides the steps' rows or units as step_loop.h says
+// backward  1. per step: the cell's gradient math (which also sums the bias gradients),
+//              then dh_{t-1} = dG_t W_hh
 //           2. weight gradients as one GEMM each over all steps:
-//              dW_hh = dG^T H_prev, dW_ih = dG^T X, db = column sums, dX = dG W_ih
+//              dW_hh = dG^T H_prev, dW_ih = dG^T X, dX = dG W_ih
 //
 // Buffers are packed (schedule.h) and kept in a RecurrentWorkspace between forward and
-// backward: gate activations, each row's incoming h (and the cell's aux state). Nothing is
-// allocated per step, and the workspace's buffers are reused from call to call.
+// backward: gate activations, each row's incoming h (and the cell's aux state), and the
+// final states of sequences as they end. Nothing is allocated per step, and the
+// workspace's buffers are reused from call to call.
 #pragma once
 
 #include "common.h"
@@ -20,6 +21,7 @@
 #include "kernels/gate_layout.h"
 #include "kernels/step.h"
 #include "schedule.h"
+#include "step_loop.h"
 #include "threads.h"
 
 #include <algorithm>
@@ -70,6 +72,8 @@ template <class T>
 struct BackwardArgs {
   const T* x = nullptr;      // the forward's input
   const T* d_out = nullptr;  // like out, or null
+  const T* d_last = nullptr; // B x D*H: gradient w.r.t. each sequence's output at its last step
+                             // (a sparse d_out, as LastTimestep gives), or null
   const T* dh_n = nullptr;   // D x B x H, or null
   const T* dc_n = nullptr;   // D x B x H, or null
   DirectionGrads<T> grads[2];
@@ -84,64 +88,27 @@ struct RecurrentWorkspace {
   struct Direction {
     std::vector<T> w_ih, w_hh;  // interleaved copies of the weights the forward ran with
     std::vector<T> gates;       // rows x G*H: activations, then gradients
-    std::vector<T> h_prev;      // (rows + B) x H: the h each packed row started from
-    std::vector<T> aux;         // (rows + B) x H: the cell's per-row state
+    std::vector<T> h_prev;      // rows x H: the h each packed row started from
+    std::vector<T> aux;         // rows x H: the cell's per-row state (LSTM: the c it started from)
     std::vector<T> recurrent;   // B x G*H: h W_hh^T for cells that keep it apart
     std::vector<T> h_final, c_final;  // B x H in schedule order
     std::vector<T> dh, dc;      // B x H carries of the backward loop
-    std::vector<T> grad_w_ih, grad_w_hh, grad_bias;  // interleaved weight gradients
+    std::vector<T> grad_w_ih, grad_w_hh;  // interleaved weight gradients
+    std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell (a slice per member)
+    std::vector<T> bias;        // G*H interleaved: both biases folded for the input projection
+    PackedMatrix<T> input_weights;  // W_ih^T (forward) or W_ih (backward), packed once per call
   };
   LayerShape shape;
   int cell_gates = 0;          // the cell the forward ran (its gate count)
   Schedule schedule;
   Direction dir[2];
   std::vector<T> packed;       // rows x I: gathered inputs, then input gradients
+  std::vector<PackedMatrix<T>> step_weights;  // W_hh packed once per call: per direction, or per member's slice
   bool ready_for_backward = false;
   std::mutex busy;             // one call at a time per workspace
 };
 
 namespace detail {
-
-// A team member's work in the step loop: one direction's unit blocks [block_begin, block_end).
-struct Share {
-  int direction;
-  Index block_begin, block_end;
-};
-
-// Splits directions x unit blocks over the team; with one thread it does everything.
-inline int step_loop_shares(int id, int size, int directions, Index blocks, Share* out) {
-  if (size == 1) {
-    for (int d = 0; d < directions; ++d) out[d] = {d, 0, blocks};
-    return directions;
-  }
-  const int per_direction = size / directions;  // team sizes are multiples of `directions`
-  const int d = id / per_direction;
-  Index b, e;
-  share(blocks, id % per_direction, per_direction, &b, &e);
-  out[0] = {d, b, e};
-  return 1;
-}
-
-// Team size for the step loop: enough threads for the per-step work, at most one per
-// unit block, and a multiple of the direction count.
-inline int step_loop_threads(const LayerShape& shape, Index gate_columns, Index blocks) {
-  const double flops = 2.0 * shape.directions * shape.sequence.batch * shape.hidden * gate_columns;
-  int threads = std::min<Index>(threads_for(flops, 1.5e5), shape.directions * blocks);
-  if (shape.directions == 2 && threads > 1) threads -= threads % 2;
-  return std::max(1, threads);
-}
-
-template <class T>
-void column_sums_accumulate(const T* a, Index rows, Index cols, T* out) {
-  const int threads = threads_for(double(rows) * cols, 2e5);
-  run_team(threads, [&](int id, int size) {
-    Index c0, c1;
-    share(cols, id, size, &c0, &c1);
-    if (c0 == c1) return;
-    auto acc = view(out + c0, 1, c1 - c0, cols);
-    for (Index r = 0; r < rows; ++r) acc += view(a + r * cols + c0, 1, c1 - c0, cols);
-  });
-}
 
 // packed (schedule order) <- rows of the user's sequence array (width `cols`).
 template <class T>
@@ -180,6 +147,42 @@ void copy_units(const T* src, T* dst, Index u0, Index u1) {
   std::copy(src + u0, src + u1, dst + u0);
 }
 
+// W_hh packed once per call for the step loop's products: W_hh^T for the forward's
+// h W_hh^T (its columns are gate columns), W_hh for the backward's dG W_hh (its columns are
+// units). When the team splits the batch each direction's whole matrix is shared: reserved
+// here, then packed by the direction's members together. Otherwise each member packs the
+// columns of its own share into its own slot.
+template <class T>
+void reserve_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, int directions, bool forward) {
+  const Index H = ws.shape.hidden, GH = ws.cell_gates * H;
+  ws.step_weights.resize(plan.split_batch ? directions : 2 * plan.threads);
+  if (plan.split_batch)
+    for (int d = 0; d < directions; ++d) {
+      if (forward) ws.step_weights[d].reserve(true, ws.dir[d].w_hh.data(), H, H, GH);
+      else ws.step_weights[d].reserve(false, ws.dir[d].w_hh.data(), H, GH, H);
+    }
+}
+
+template <class T>
+const PackedMatrix<T>& pack_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, const GateLayout& layout,
+                                         const StepShare& my, int slot, bool forward) {
+  const Index H = layout.hidden, GH = layout.columns();
+  const T* w_hh = ws.dir[my.direction].w_hh.data();
+  if (plan.split_batch) {
+    ws.step_weights[my.direction].pack_part(my.member, my.members);
+    return ws.step_weights[my.direction];
+  }
+  if (forward) {
+    const Index c0 = layout.column(my.block_begin);
+    const Index c1 = my.block_end == layout.blocks() ? GH : layout.column(my.block_end);
+    ws.step_weights[slot].pack(true, w_hh + c0 * H, H, H, c1 - c0);
+  } else {
+    const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
+    ws.step_weights[slot].pack(false, w_hh + u0, H, GH, u1 - u0);
+  }
+  return ws.step_weights[slot];
+}
+
 }  // namespace detail
 
 template <class Cell, class T>
@@ -211,23 +214,19 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     layout.interleave_rows(w.w_hh, H, W.w_hh.data());
     recurrent_bias[d] = Cell::recurrent_bias(w.b_hh, H);
     W.gates.resize(N * GH);
-    W.h_prev.resize((N + B) * H);
-    W.aux.resize((N + B) * H);
+    W.h_prev.resize(N * H);
+    W.aux.resize(N * H);
     if (!Cell::kRecurrentIntoGates) W.recurrent.resize(B * GH);
     W.h_final.resize(B * H);
     W.c_final.resize(Cell::kCellState ? B * H : 0);
 
-    std::vector<T> natural_bias(GH), bias(GH);
+    std::vector<T> natural_bias(GH);
+    W.bias.resize(GH);
     Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
-    layout.interleave_rows(natural_bias.data(), 1, bias.data());
+    layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
     detail::gather_rows(a.x, shape, sc, d, I, ws.packed.data());
-    gemm_parallel<T>(false, true, N, GH, I, T(1), ws.packed.data(), I, W.w_ih.data(), I, T(0), W.gates.data(), GH);
-    run_team(threads_for(double(N) * GH, 5e5), [&](int id, int size) {
-      Index r0, r1;
-      share(N, id, size, &r0, &r1);
-      const auto b = view(static_cast<const T*>(bias.data()), 1, GH, GH);
-      for (Index r = r0; r < r1; ++r) view(W.gates.data() + r * GH, 1, GH, GH) += b;
-    });
+    W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+    W.input_weights.multiply_parallel(N, false, ws.packed.data(), I, T(1), T(0), W.gates.data(), GH, W.bias.data());
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
@@ -246,40 +245,49 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     for (Index t = sc.length[k]; t < shape.sequence.steps; ++t)
       std::fill_n(a.out + shape.sequence.row(t, sc.order[k]) * out_cols, out_cols, T(0));
 
-  // 2. The step loop.
-  const int threads = detail::step_loop_threads(shape, GH, blocks);
-  run_team(threads, [&](int id, int size) {
-    detail::Share shares[2];
-    const int n_shares = detail::step_loop_shares(id, size, D, blocks, shares);
+  // 2. The step loop (step_loop.h says how the team divides it). W_hh^T is packed once:
+  // shared per direction when members split the batch, else each member its columns.
+  const StepPlan plan = StepPlan::make(D, B, H, GH, blocks);
+  detail::reserve_step_weights(ws, plan, D, true);
+  run_team(plan.threads, [&](int id, int size) {
+    StepShare shares[2];
+    const PackedMatrix<T>* w_hh[2];
+    const int n_shares = step_shares(plan, id, D, blocks, shares);
+    for (int i = 0; i < n_shares; ++i) w_hh[i] = &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true);
+    if (plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
     for (Index s = 0; s < sc.steps; ++s) {
       const Index rows = sc.batch[s], rows_next = sc.batch[s + 1];
       for (int i = 0; i < n_shares; ++i) {
-        const detail::Share& my = shares[i];
-        if (my.block_begin == my.block_end) continue;
+        const StepShare& my = shares[i];
+        const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
+        if (mine == 0 || my.block_begin == my.block_end) continue;
         auto& W = ws.dir[my.direction];
         const Index c0 = layout.column(my.block_begin);
-        const Index c1 = my.block_end == blocks ? GH : layout.column(my.block_end);
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
-        T* gates = W.gates.data() + sc.offset[s] * GH;
-        T* recurrent = Cell::kRecurrentIntoGates ? gates : W.recurrent.data();
-        const T* h_prev = W.h_prev.data() + sc.offset[s] * H;
-        T* h_next = W.h_prev.data() + sc.offset[s + 1] * H;  // rows past rows_next spill; copied out below
-        gemm<T>(false, true, rows, c1 - c0, H, T(1), h_prev, H, W.w_hh.data() + c0 * H, H,
-                Cell::kRecurrentIntoGates ? T(1) : T(0), recurrent + c0, GH);
-        StepForward<T> step{rows, gates, recurrent, h_prev, h_next,
-                            W.aux.data() + sc.offset[s] * H, W.aux.data() + sc.offset[s + 1] * H,
-                            recurrent_bias[my.direction]};
-        Cell::forward(step, layout, my.block_begin, my.block_end);
-        for (Index k = 0; k < rows; ++k) {
+        T* gates = W.gates.data() + (sc.offset[s] + f) * GH;
+        T* recurrent = Cell::kRecurrentIntoGates ? gates : W.recurrent.data() + f * GH;
+        const T* h_prev = W.h_prev.data() + (sc.offset[s] + f) * H;
+        w_hh[i]->multiply(mine, false, h_prev, st * H, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0), recurrent + c0,
+                      st * GH);
+        // The gate math for `count` of my rows from row k0, writing the new states to h_to/c_to.
+        auto gate_math = [&](Index k0, Index count, T* h_to, T* c_to) {
+          if (count == 0) return;
+          StepForward<T> step{count, st, gates + (k0 - f) * GH, recurrent + (k0 - f) * GH, h_prev + (k0 - f) * H,
+                              h_to, W.aux.data() + (sc.offset[s] + k0) * H, c_to, recurrent_bias[my.direction]};
+          Cell::forward(step, layout, my.block_begin, my.block_end);
+        };
+        // Rows that go on store their state for the next step; rows that end here, in the finals.
+        const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
+        gate_math(f, going_on, W.h_prev.data() + (sc.offset[s + 1] + f) * H, W.aux.data() + (sc.offset[s + 1] + f) * H);
+        gate_math(ending_from, mine - going_on, W.h_final.data() + ending_from * H,
+                  Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
+        for (Index k = f; k < rows; k += st) {
+          const T* h_new = k < rows_next ? W.h_prev.data() + (sc.offset[s + 1] + k) * H : W.h_final.data() + k * H;
           const Index row = shape.sequence.row(sc.time(my.direction, s, k), sc.order[k]);
-          detail::copy_units(h_next + k * H, a.out + row * out_cols + my.direction * H, u0, u1);
-        }
-        for (Index k = rows_next; k < rows; ++k) {  // sequences ending at this step
-          detail::copy_units(h_next + k * H, W.h_final.data() + k * H, u0, u1);
-          if (Cell::kCellState) detail::copy_units(step.aux_next + k * H, W.c_final.data() + k * H, u0, u1);
+          detail::copy_units(h_new, a.out + row * out_cols + my.direction * H, u0, u1);
         }
       }
-      team_barrier();
+      if (plan.synchronised()) team_barrier();
     }
   });
 
@@ -305,60 +313,90 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   const GateLayout layout{H, Cell::kGates};
   const Index GH = layout.columns(), blocks = layout.blocks();
   const Index out_cols = D * H;
-
+  const StepPlan plan = StepPlan::make(D, B, H, GH, blocks);
+  const bool bias = a.grads[0].b_ih || a.grads[0].b_hh;
+  const Index members = plan.threads == 1 ? 1 : plan.per_direction;
   for (int d = 0; d < D; ++d) {
     ws.dir[d].dh.resize(B * H);
     ws.dir[d].dc.resize(Cell::kCellState ? B * H : 0);
+    ws.dir[d].grad_bias.assign(bias ? members * GH : 0, T(0));
+    ws.dir[d].grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? members * GH : 0, T(0));
   }
 
-  // 1. The step loop, last step first.
-  const int threads = detail::step_loop_threads(shape, GH, blocks);
-  run_team(threads, [&](int id, int size) {
-    detail::Share shares[2];
-    const int n_shares = detail::step_loop_shares(id, size, D, blocks, shares);
+  // 1. The step loop, last step first; dh_{t-1} = dG_t W_hh with W_hh packed once (shared per
+  // direction when members split the batch, else each member the columns of its units).
+  detail::reserve_step_weights(ws, plan, D, false);
+  run_team(plan.threads, [&](int id, int size) {
+    StepShare shares[2];
+    const PackedMatrix<T>* w_hh[2];
+    const int n_shares = step_shares(plan, id, D, blocks, shares);
+    for (int i = 0; i < n_shares; ++i) w_hh[i] = &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, false);
+    if (plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
     for (Index s = sc.steps - 1; s >= 0; --s) {
       const Index rows = sc.batch[s], rows_next = sc.batch[s + 1];
       for (int i = 0; i < n_shares; ++i) {
-        const detail::Share& my = shares[i];
-        if (my.block_begin == my.block_end) continue;
+        const StepShare& my = shares[i];
+        const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
+        if (mine == 0 || my.block_begin == my.block_end) continue;
         auto& W = ws.dir[my.direction];
         const int d = my.direction;
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
-        T* aux_next = W.aux.data() + sc.offset[s + 1] * H;
-        for (Index k = rows_next; k < rows; ++k) {  // sequences whose last step this is
+        const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
+        for (Index k = ending_from; k < rows; k += st) {  // sequences whose last step this is
           const Index user = sc.order[k];
           T* dh = W.dh.data() + k * H;
           if (a.dh_n) detail::copy_units(a.dh_n + (d * B + user) * H, dh, u0, u1); else std::fill(dh + u0, dh + u1, T(0));
           if (Cell::kCellState) {
             T* dc = W.dc.data() + k * H;
             if (a.dc_n) detail::copy_units(a.dc_n + (d * B + user) * H, dc, u0, u1); else std::fill(dc + u0, dc + u1, T(0));
-            // c_t of an ending row was overwritten in forward; bring it back from c_final.
-            detail::copy_units(W.c_final.data() + k * H, aux_next + k * H, u0, u1);
           }
         }
         if (a.d_out)
-          for (Index k = 0; k < rows; ++k) {
+          for (Index k = f; k < rows; k += st) {
             const Index row = shape.sequence.row(sc.time(d, s, k), sc.order[k]);
             const T* g = a.d_out + row * out_cols + d * H;
             T* dh = W.dh.data() + k * H;
             for (Index u = u0; u < u1; ++u) dh[u] += g[u];
           }
-        StepBackward<T> step{rows, W.gates.data() + sc.offset[s] * GH, W.h_prev.data() + sc.offset[s] * H,
-                             W.aux.data() + sc.offset[s] * H, aux_next, W.dh.data(),
-                             Cell::kCellState ? W.dc.data() : nullptr};
-        Cell::backward(step, layout, my.block_begin, my.block_end);
+        if (a.d_last)
+          for (Index k = f; k < rows; k += st) {
+            if (sc.time(d, s, k) != sc.length[k] - 1) continue;
+            const T* g = a.d_last + sc.order[k] * out_cols + d * H;
+            T* dh = W.dh.data() + k * H;
+            for (Index u = u0; u < u1; ++u) dh[u] += g[u];
+          }
+        // The gradient math for `count` of my rows from row k0, whose c_t is at c_from.
+        auto gradient_math = [&](Index k0, Index count, const T* c_from) {
+          if (count == 0) return;
+          StepBackward<T> step{count, st, W.gates.data() + (sc.offset[s] + k0) * GH,
+                               W.h_prev.data() + (sc.offset[s] + k0) * H, W.aux.data() + (sc.offset[s] + k0) * H,
+                               c_from, W.dh.data() + k0 * H, Cell::kCellState ? W.dc.data() + k0 * H : nullptr,
+                               bias ? W.grad_bias.data() + my.member * GH : nullptr,
+                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + my.member * GH : nullptr};
+          Cell::backward(step, layout, my.block_begin, my.block_end);
+        };
+        // c_t is the next step's stored state for rows that go on, the final one for rows that end.
+        gradient_math(f, going_on, W.aux.data() + (sc.offset[s + 1] + f) * H);
+        gradient_math(ending_from, mine - going_on, Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
       }
-      team_barrier();  // every unit's gate gradients of step s are in place
+      if (plan.synchronised()) team_barrier();  // every unit's gate gradients of step s are in place
       for (int i = 0; i < n_shares; ++i) {
-        const detail::Share& my = shares[i];
-        if (my.block_begin == my.block_end) continue;
+        const StepShare& my = shares[i];
+        const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
+        if (mine == 0 || my.block_begin == my.block_end) continue;
         auto& W = ws.dir[my.direction];
-        const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
-        gemm<T>(false, false, rows, u1 - u0, GH, T(1), W.gates.data() + sc.offset[s] * GH, GH,
-                W.w_hh.data() + u0, H, Cell::kDirectStateGradient ? T(1) : T(0), W.dh.data() + u0, H);
+        const Index u0 = layout.first_unit(my.block_begin);
+        w_hh[i]->multiply(mine, false, W.gates.data() + (sc.offset[s] + f) * GH, st * GH, T(1),
+                      Cell::kDirectStateGradient ? T(1) : T(0), W.dh.data() + f * H + u0, st * H);
       }
     }
   });
+
+  // Each member summed the bias gradients of its own rows: add the slices up.
+  for (int d = 0; d < D; ++d)
+    for (auto* sums : {&ws.dir[d].grad_bias, &ws.dir[d].grad_input_bias})
+      for (Index m = 1; m < Index(sums->size()) / GH; ++m)
+        for (Index j = 0; j < GH; ++j) (*sums)[j] += (*sums)[m * GH + j];
 
   // Gradients w.r.t. the initial states; sequences of length 0 pass theirs straight through.
   for (int d = 0; d < D; ++d) {
@@ -385,30 +423,23 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     const DirectionGrads<T>& g = a.grads[d];
     W.grad_w_hh.resize(GH * H);
     W.grad_w_ih.resize(GH * I);
-    W.grad_bias.assign(GH, T(0));
     gemm_parallel<T>(true, false, GH, H, N, T(1), W.gates.data(), GH, W.h_prev.data(), H, T(0), W.grad_w_hh.data(), H);
     if (g.w_hh) layout.accumulate_natural_rows(W.grad_w_hh.data(), H, g.w_hh);
-    if (g.b_hh) {
-      detail::column_sums_accumulate(W.gates.data(), N, GH, W.grad_bias.data());
-      layout.accumulate_natural_rows(W.grad_bias.data(), 1, g.b_hh);
-    }
+    if (g.b_hh) layout.accumulate_natural_rows(W.grad_bias.data(), 1, g.b_hh);
+    if (g.b_ih)
+      layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? W.grad_input_bias.data() : W.grad_bias.data(), 1,
+                                     g.b_ih);
     run_team(threads_for(double(N) * H, 5e5), [&](int id, int size) {
       Index r0, r1;
       share(N, id, size, &r0, &r1);
       Cell::to_input_gradients(W.gates.data() + r0 * GH, W.aux.data() + r0 * H, r1 - r0, layout);
     });
-    if (g.b_ih) {
-      if (!g.b_hh || Cell::kInputGradientsDiffer) {  // else the column sums are already there
-        std::fill(W.grad_bias.begin(), W.grad_bias.end(), T(0));
-        detail::column_sums_accumulate(W.gates.data(), N, GH, W.grad_bias.data());
-      }
-      layout.accumulate_natural_rows(W.grad_bias.data(), 1, g.b_ih);
-    }
     detail::gather_rows(a.x, shape, sc, d, I, ws.packed.data());
     gemm_parallel<T>(true, false, GH, I, N, T(1), W.gates.data(), GH, ws.packed.data(), I, T(0), W.grad_w_ih.data(), I);
     if (g.w_ih) layout.accumulate_natural_rows(W.grad_w_ih.data(), I, g.w_ih);
     if (a.dx) {
-      gemm_parallel<T>(false, false, N, I, GH, T(1), W.gates.data(), GH, W.w_ih.data(), I, T(0), ws.packed.data(), I);
+      W.input_weights.pack(false, W.w_ih.data(), I, GH, I);  // W_ih
+      W.input_weights.multiply_parallel(N, false, W.gates.data(), GH, T(1), T(0), ws.packed.data(), I);
       detail::scatter_add_rows(ws.packed.data(), shape, sc, d, I, a.dx);
     }
   }

@@ -1,5 +1,7 @@
 #include "threads.h"
 
+#include "step_loop.h"
+
 #include <atomic>
 
 namespace lstm_native {
@@ -23,14 +25,23 @@ std::atomic<double>& grain_scale() {
   return g;
 }
 
+std::atomic<int>& split_override() {
+  static std::atomic<int> s{0};
+  return s;
+}
+
 }  // namespace
+
+int get_num_threads() { return configured_threads().load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) { configured_threads().store(n > 0 ? n : default_threads()); }
 
 double get_grain() { return grain_scale().load(std::memory_order_relaxed); }
 
 void set_grain(double scale) { grain_scale().store(scale < 0 ? 0.0 : scale); }
 
-int get_num_threads() { return configured_threads().load(std::memory_order_relaxed); }
+StepSplit step_split_override() { return static_cast<StepSplit>(split_override().load(std::memory_order_relaxed)); }
 
-void set_num_threads(int n) { configured_threads().store(n > 0 ? n : default_threads()); }
+void set_step_split_override(StepSplit split) { split_override().store(static_cast<int>(split)); }
 
 }  // namespace lstm_native

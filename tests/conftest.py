@@ -14,19 +14,22 @@ def rel_err(a, b) -> float:
     return diff / scale if scale > 0 else diff
 
 
-@pytest.fixture(params=["serial", "team3", "team4"])
+@pytest.fixture(params=["serial", "units3", "units4", "batch3", "batch4"])
 def threads(request):
     """Runs a test single-threaded, then with 3 and 4 threads forced onto every parallel path
-    (uneven unit shares, both directions at once), whatever the problem size."""
+    whatever the problem size, the step loop's team splitting the hidden units (uneven shares,
+    barriers) or the batch (interleaved rows), both directions at once."""
     before_threads, before_grain = ln.get_num_threads(), ln._core.get_grain()
     if request.param == "serial":
         ln.set_num_threads(1)
     else:
         ln.set_num_threads(int(request.param[-1]))
         ln._core.set_grain(0.0)
+        ln._core.set_step_split(request.param[:-1])
     yield request.param
     ln.set_num_threads(before_threads)
     ln._core.set_grain(before_grain)
+    ln._core.set_step_split("auto")
 
 
 def random_lengths(rng, batch, steps, allow_zero=False):

@@ -212,3 +212,20 @@ def test_loss_errors_name_the_argument():
         ln.losses.mse(randn(2, 3), randn(2, 3), mask=np.ones(3, bool))
     with pytest.raises(ValueError, match="loss must be one of"):
         ln.losses.get("hinge")
+
+
+@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recurrent_then_last_timestep_takes_the_sparse_gradient(cls, bidirectional):
+    """LastTimestep hands recurrent layers a gradient at each sequence's last step only."""
+    model = ln.Sequential(cls(3, 6, num_layers=2, batch_first=True, bidirectional=bidirectional, dtype=F64, seed=0),
+                          ln.LastTimestep(), ln.Linear(12 if bidirectional else 6, 2, dtype=F64, seed=1))
+    x = randn(4, 5, 3)
+    lengths = np.array([5, 1, 3, 4])
+    check_module(model, x, forward=lambda: model(x, lengths),
+                 backward=lambda g: model.backward(g, need_input_grad=True))
+    model(x, lengths)
+    sparse = model[1].seq_backward(np.ones((4, 12 if bidirectional else 6)))
+    assert isinstance(sparse, ln.layers.LastStepGradient)
+    dense = np.asarray(sparse)
+    assert dense.shape == (4, 5, 12 if bidirectional else 6) and np.all(dense[1, 1:] == 0)

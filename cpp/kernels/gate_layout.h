@@ -56,7 +56,8 @@ struct GateLayout {
 template <class T, int W>
 struct UnitBlock {
   using Array = Eigen::Array<T, W, 1>;
-  Index gates;   // offset of the block's first gate column in a (rows x G*H) buffer
+  Index column;  // the block's first gate column
+  Index gates;   // offset of that column in this row of a (rows x G*H) buffer
   Index units;   // offset of its first unit in a (rows x H) buffer
   Index unit;    // its first unit's index in 0..H-1
   Index width;   // units in the block
@@ -69,21 +70,26 @@ struct UnitBlock {
   Eigen::Map<const Array> row(const T* buffer) const { return {buffer + units, width}; }
   // The block's units in a per-unit vector (H).
   Eigen::Map<const Array> vector(const T* buffer) const { return {buffer + unit, width}; }
+  // Gate g of the block in a per-column vector (G*H), such as a bias gradient.
+  Eigen::Map<Array> column_vector(T* buffer, int g) const { return {buffer + column + g * width, width}; }
 };
 
-// Runs body(block) for every row in [0, rows) and unit block in [block_begin, block_end).
+// Runs body(block) for rows 0, row_step, ... (rows of them) and unit blocks
+// [block_begin, block_end).
 template <class T, class Body>
-inline void for_each_unit_block(const GateLayout& layout, Index rows, Index block_begin, Index block_end, Body&& body) {
+inline void for_each_unit_block(const GateLayout& layout, Index rows, Index row_step, Index block_begin,
+                                Index block_end, Body&& body) {
   constexpr Index kFull = GateLayout::kBlock;
   const Index H = layout.hidden, GH = layout.columns();
-  for (Index r = 0; r < rows; ++r)
+  for (Index i = 0; i < rows; ++i)
     for (Index k = block_begin; k < block_end; ++k) {
-      const Index gates = r * GH + layout.column(k), units = r * H + layout.first_unit(k);
+      const Index r = i * row_step;
+      const Index column = layout.column(k), gates = r * GH + column, units = r * H + layout.first_unit(k);
       const Index unit = layout.first_unit(k), width = layout.width(k);
       if (width == kFull)
-        body(UnitBlock<T, static_cast<int>(kFull)>{gates, units, unit, width});
+        body(UnitBlock<T, static_cast<int>(kFull)>{column, gates, units, unit, width});
       else
-        body(UnitBlock<T, Eigen::Dynamic>{gates, units, unit, width});
+        body(UnitBlock<T, Eigen::Dynamic>{column, gates, units, unit, width});
     }
 }
 

@@ -5,6 +5,7 @@
 // recurrent GEMM ("linear before reset"), so one GEMM h W_hh^T serves all three gates.
 #pragma once
 
+#include "activations.h"
 #include "gate_layout.h"
 #include "step.h"
 
@@ -30,11 +31,11 @@ struct GruCell {
 
   template <class T>
   static void forward(const StepForward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
-    for_each_unit_block<T>(layout, s.rows, block_begin, block_end, [&](const auto& at) {
+    for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       auto r = at.gate(s.gates, 0), z = at.gate(s.gates, 1), cand = at.gate(s.gates, 2);
       auto hn = at.row(s.aux), h = at.row(s.h_next);
-      r = (r + at.gate(s.recurrent, 0)).logistic();
-      z = (z + at.gate(s.recurrent, 1)).logistic();
+      r = sigmoid(r + at.gate(s.recurrent, 0));
+      z = sigmoid(z + at.gate(s.recurrent, 1));
       if (s.recurrent_bias)
         hn = at.gate(s.recurrent, 2) + at.vector(s.recurrent_bias);
       else
@@ -46,7 +47,7 @@ struct GruCell {
 
   template <class T>
   static void backward(const StepBackward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
-    for_each_unit_block<T>(layout, s.rows, block_begin, block_end, [&](const auto& at) {
+    for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       using A = typename std::decay_t<decltype(at)>::Array;
       auto r = at.gate(s.gates, 0), z = at.gate(s.gates, 1), cand = at.gate(s.gates, 2);
       auto hn = at.row(s.aux), dh = at.row(s.dh);
@@ -58,6 +59,14 @@ struct GruCell {
       r = d_r;
       z = d_z;
       hn = d_cand;  // w.r.t. x W_in^T + b_in, swapped in by to_input_gradients
+      if (s.bias_grad) {
+        at.column_vector(s.bias_grad, 0) += d_r;
+        at.column_vector(s.bias_grad, 1) += d_z;
+        at.column_vector(s.bias_grad, 2) += cand;
+        at.column_vector(s.input_bias_grad, 0) += d_r;
+        at.column_vector(s.input_bias_grad, 1) += d_z;
+        at.column_vector(s.input_bias_grad, 2) += d_cand;
+      }
     });
   }
 
@@ -65,7 +74,7 @@ struct GruCell {
   // projection's differ in the n gate only: put d a_n (kept in aux) there.
   template <class T>
   static void to_input_gradients(T* gates, const T* aux, Index rows, const GateLayout& layout) {
-    for_each_unit_block<T>(layout, rows, 0, layout.blocks(), [&](const auto& at) { at.gate(gates, 2) = at.row(aux); });
+    for_each_unit_block<T>(layout, rows, 1, 0, layout.blocks(), [&](const auto& at) { at.gate(gates, 2) = at.row(aux); });
   }
 };
 

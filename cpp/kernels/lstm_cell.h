@@ -5,6 +5,7 @@
 // straight onto the gate buffer). Backward keeps only the activations and c.
 #pragma once
 
+#include "activations.h"
 #include "gate_layout.h"
 #include "step.h"
 
@@ -29,13 +30,13 @@ struct LstmCell {
 
   template <class T>
   static void forward(const StepForward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
-    for_each_unit_block<T>(layout, s.rows, block_begin, block_end, [&](const auto& at) {
+    for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       auto i = at.gate(s.gates, 0), f = at.gate(s.gates, 1), g = at.gate(s.gates, 2), o = at.gate(s.gates, 3);
       auto c = at.row(s.aux_next), h = at.row(s.h_next);
-      i = i.logistic();
-      f = f.logistic();
+      i = sigmoid(i);
+      f = sigmoid(f);
       g = g.tanh();
-      o = o.logistic();
+      o = sigmoid(o);
       c = f * at.row(s.aux) + i * g;
       h = o * c.tanh();
     });
@@ -43,7 +44,7 @@ struct LstmCell {
 
   template <class T>
   static void backward(const StepBackward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
-    for_each_unit_block<T>(layout, s.rows, block_begin, block_end, [&](const auto& at) {
+    for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       using A = typename std::decay_t<decltype(at)>::Array;
       auto i = at.gate(s.gates, 0), f = at.gate(s.gates, 1), g = at.gate(s.gates, 2), o = at.gate(s.gates, 3);
       const auto c_prev = at.row(s.aux), c = at.row(s.aux_next);
@@ -59,6 +60,12 @@ struct LstmCell {
       f = d_f;
       g = d_g;
       o = d_o;
+      if (s.bias_grad) {
+        at.column_vector(s.bias_grad, 0) += d_i;
+        at.column_vector(s.bias_grad, 1) += d_f;
+        at.column_vector(s.bias_grad, 2) += d_g;
+        at.column_vector(s.bias_grad, 3) += d_o;
+      }
     });
   }
 

@@ -7,6 +7,7 @@ from . import callbacks, losses, optim, reference
 from ._backend import core as _core
 from ._checks import NonFiniteError
 from ._grad_mode import is_grad_enabled, no_grad
+from . import layers
 from .attention import Attention
 from .clip import clip_grad_norm_, clip_grad_value_
 from .io import load

@@ -250,6 +250,22 @@ class LayerNorm(Module):
                     elementwise_affine=self.weight is not None, dtype=self._dtype.name)
 
 
+class LastStepGradient:
+    """The gradient LastTimestep passes back: nonzero only at each sequence's last valid step.
+    Recurrent layers take it as it is (no (B, T, F) array of zeros is built); anything else
+    sees the dense array (``np.asarray`` works on it)."""
+
+    __slots__ = ("grad", "last", "shape", "dtype")
+
+    def __init__(self, grad, last, shape, dtype):
+        self.grad, self.last, self.shape, self.dtype = grad, last, shape, dtype
+
+    def __array__(self, dtype=None, copy=None):
+        dense = np.zeros(self.shape, self.dtype)
+        dense[np.arange(self.shape[0]), self.last] = self.grad
+        return dense if dtype is None else dense.astype(dtype, copy=False)
+
+
 class LastTimestep(Module):
     """(B, T, F) -> (B, F): each sequence's output at its last valid step (T - 1 without lengths)."""
 
@@ -269,13 +285,17 @@ class LastTimestep(Module):
         return x[np.arange(B), last]
 
     def backward(self, grad):
-        shape, dtype, last = _need_forward(self, self._ctx)
-        dx = np.zeros(shape, dtype)
-        dx[np.arange(shape[0]), last] = grad
-        return dx
+        return np.asarray(self.seq_backward(grad))
 
     def seq_forward(self, x, lengths=None):
         return self.forward(x, lengths)
+
+    def seq_backward(self, grad, need_input_grad=True):
+        shape, dtype, last = _need_forward(self, self._ctx)
+        grad = np.asarray(grad, dtype)
+        if grad.shape != (shape[0], shape[2]):
+            raise ValueError(f"grad must have shape {(shape[0], shape[2])}, got {grad.shape}")
+        return LastStepGradient(grad, last, shape, dtype)
 
     def output_lengths(self, lengths):
         return None  # no time axis after this layer
@@ -326,7 +346,7 @@ class Residual(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         inner = self.layer.seq_backward(grad, True)
-        return grad + inner
+        return np.asarray(grad) + inner
 
     def seq_forward(self, x, lengths=None):
         return self.forward(x, lengths)

@@ -14,6 +14,7 @@ import numpy as np
 from ._backend import core
 from ._checks import float_array, lengths_array, require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
+from .layers import LastStepGradient
 from .module import Module, Parameter
 
 
@@ -115,8 +116,9 @@ class RecurrentBase(Module):
                 masks.append(None)
             layer_input = out
         object.__setattr__(self, "_last_masks", masks)  # the dropout masks used (None: no dropout)
-        object.__setattr__(self, "_ctx", dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape)
-                           if keep else None)
+        last_steps = np.full(batch, steps - 1) if lengths is None else lengths - 1
+        object.__setattr__(self, "_ctx", dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape,
+                                              last_steps=last_steps) if keep else None)
         return layer_input, h_n, c_n
 
     def _run_backward(self, dout, dh_n, dc_n, need_input_grad):
@@ -125,7 +127,11 @@ class RecurrentBase(Module):
             raise ValueError(f"{type(self).__name__}.backward needs a forward first (outside no_grad); "
                              "each forward serves one backward")
         D, H, L, batch = self.num_directions, self.hidden_size, self.num_layers, ctx["batch"]
-        grad = None
+        grad = last_grad = None
+        if isinstance(dout, LastStepGradient) and self.batch_first and dout.shape == ctx["out_shape"] \
+                and np.array_equal(dout.last, ctx["last_steps"]):
+            last_grad = float_array(dout.grad, "dout", self.dtype)   # only the last steps: no dense array
+            dout = None
         if dout is not None:
             grad = float_array(dout, "dout", self.dtype)
             require_shape(grad, "dout", ctx["out_shape"], "(the forward's output shape)")
@@ -145,7 +151,8 @@ class RecurrentBase(Module):
             dx, dh, dc = core.recurrent_backward(
                 self.cell, self._workspaces[layer], ctx["inputs"][layer], grad,
                 None if dh_n is None else dh_n[sl], None if dc_n is None else dc_n[sl],
-                self._layer_params(layer, "grad"), layer > 0 or need_input_grad)
+                self._layer_params(layer, "grad"), layer > 0 or need_input_grad,
+                last_grad if layer == L - 1 else None)
             dh0[sl] = dh
             if dc0 is not None:
                 dc0[sl] = dc

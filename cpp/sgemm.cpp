@@ -1,0 +1,354 @@
+#include "sgemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__SSE__)
+#include <immintrin.h>
+#endif
+
+namespace lstm_native::sgemm {
+namespace {
+
+// GCC vector types of 4, 8 and 16 floats (a vector_size that depends on a template parameter
+// is not honoured, so each width is spelled out).
+template <int Lanes> struct VecOf;
+template <> struct VecOf<4> { typedef float type __attribute__((vector_size(16))); };
+template <> struct VecOf<8> { typedef float type __attribute__((vector_size(32))); };
+template <> struct VecOf<16> { typedef float type __attribute__((vector_size(64))); };
+
+// A micro-kernel shape: Lanes floats per vector, MR rows x NV vectors in registers.
+template <int Lanes, int MR, int NV>
+struct Kernel {
+  static constexpr int kLanes = Lanes, kMR = MR, kNV = NV, kNR = NV * Lanes;
+  static constexpr Index kKC = 384;        // most depth per packed block: panels stay in L1/L2
+  static constexpr Index kMC = MR * 24;    // rows of a packed A block: stays in L2
+  static constexpr Index kNC = kNR * 128;  // columns of a packed B block: stays in L3
+  using Vec = typename VecOf<Lanes>::type;
+
+  static Vec load(const float* p) {
+    Vec v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
+  // x in every lane: one broadcast (`Vec{} + x` would cost an add, as 0 + x may differ from
+  // x, and a lane-by-lane fill compiles to inserts).
+  static Vec splat(const float* x) {
+    if constexpr (Lanes == 16) {
+#if defined(__AVX512F__)
+      return _mm512_set1_ps(*x);
+#endif
+    } else if constexpr (Lanes == 8) {
+#if defined(__AVX__)
+      return _mm256_broadcast_ss(x);
+#endif
+    } else if constexpr (Lanes == 4) {
+#if defined(__SSE__)
+      return _mm_set1_ps(*x);
+#endif
+    }
+    Vec v;
+    for (int i = 0; i < Lanes; ++i) v[i] = *x;
+    return v;
+  }
+
+  // C[0..MR, 0..NR) = alpha * A_panel B_panel + (beta * C | bias) over depth kc, writing only
+  // rows < rows and columns < cols. a: kc x MR (k-major), b: kc x NR (k-major), both aligned.
+  // (kBias is a template parameter: a runtime test would cost registers the tile needs.)
+  template <bool kBias>
+  static void micro(Index kc, const float* __restrict a, const float* __restrict b, float* c, Index ldc,
+                    float alpha, float beta, const float* bias, Index rows, Index cols) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) __builtin_prefetch(c + i * ldc, 1);
+    Vec acc[MR][NV];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = Vec{};
+    for (Index p = 0; p < kc; ++p) {
+      Vec bv[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const Vec*>(b + p * kNR + v * Lanes);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const Vec av = splat(a + p * MR + i);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] += av * bv[v];
+      }
+    }
+    if (rows == MR && cols == kNR) {
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          float* out = c + i * ldc + v * Lanes;
+          Vec r = acc[i][v] * alpha;
+          if constexpr (kBias) r += load(bias + v * Lanes);
+          else if (beta != 0.f) r += load(out) * beta;
+          store(out, r);
+        }
+      return;
+    }
+    alignas(64) float tile[MR][kNR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) store(&tile[i][v * Lanes], acc[i][v]);  // (unrolled: acc stays in registers)
+    for (Index i = 0; i < rows; ++i)
+      for (Index j = 0; j < cols; ++j) {
+        float& out = c[i * ldc + j];
+        if constexpr (kBias) out = alpha * tile[i][j] + bias[j];
+        else out = alpha * tile[i][j] + (beta != 0.f ? beta * out : 0.f);
+      }
+  }
+
+  // op(A) rows [i0, i0 + mc) x depth [p0, p0 + kc) as MR-row panels, zero-padded.
+  static void pack_a(bool trans, const float* a, Index lda, Index i0, Index mc, Index p0, Index kc, float* out) {
+    for (Index r = 0; r < mc; r += MR) {
+      const Index rows = std::min<Index>(MR, mc - r);
+      float* panel = out + r * kc;
+      if (trans) {  // op(A)(i, p) = a[p * lda + i]
+        for (Index p = 0; p < kc; ++p) {
+          const float* src = a + (p0 + p) * lda + i0 + r;
+          float* dst = panel + p * MR;
+          Index i = 0;
+          for (; i < rows; ++i) dst[i] = src[i];
+          for (; i < MR; ++i) dst[i] = 0.f;
+        }
+      } else {      // op(A)(i, p) = a[i * lda + p]
+        for (Index i = 0; i < rows; ++i) {
+          const float* src = a + (i0 + r + i) * lda + p0;
+          for (Index p = 0; p < kc; ++p) panel[p * MR + i] = src[p];
+        }
+        for (Index i = rows; i < MR; ++i)
+          for (Index p = 0; p < kc; ++p) panel[p * MR + i] = 0.f;
+      }
+    }
+  }
+
+  // op(B) depth [p0, p0 + kc) x columns [j0, j0 + nc) as NR-column panels, zero-padded.
+  static void pack_b(bool trans, const float* b, Index ldb, Index p0, Index kc, Index j0, Index nc, float* out) {
+    for (Index j = 0; j < nc; j += kNR) {
+      const Index cols = std::min<Index>(kNR, nc - j);
+      float* panel = out + j * kc;
+      if (!trans) {  // op(B)(p, j) = b[p * ldb + j]
+        for (Index p = 0; p < kc; ++p) {
+          const float* src = b + (p0 + p) * ldb + j0 + j;
+          float* dst = panel + p * kNR;
+          Index q = 0;
+          for (; q < cols; ++q) dst[q] = src[q];
+          for (; q < kNR; ++q) dst[q] = 0.f;
+        }
+      } else {       // op(B)(p, j) = b[j * ldb + p]
+        for (Index q = 0; q < cols; ++q) {
+          const float* src = b + (j0 + j + q) * ldb + p0;
+          for (Index p = 0; p < kc; ++p) panel[p * kNR + q] = src[p];
+        }
+        for (Index q = cols; q < kNR; ++q)
+          for (Index p = 0; p < kc; ++p) panel[p * kNR + q] = 0.f;
+      }
+    }
+  }
+
+  // A packed A block (mc rows) times nc columns of packed B panels (depth kc).
+  static void macro(Index mc, Index nc, Index kc, const float* a_packed, const float* b_panels, float alpha,
+                    float beta, const float* bias, float* c, Index ldc) {
+    for (Index j = 0; j < nc; j += kNR)
+      for (Index i = 0; i < mc; i += MR) {
+        const Index rows = std::min<Index>(MR, mc - i), cols = std::min<Index>(kNR, nc - j);
+        if (bias)
+          micro<true>(kc, a_packed + i * kc, b_panels + j * kc, c + i * ldc + j, ldc, alpha, beta, bias + j, rows, cols);
+        else
+          micro<false>(kc, a_packed + i * kc, b_panels + j * kc, c + i * ldc + j, ldc, alpha, beta, nullptr, rows, cols);
+      }
+  }
+
+  // Depth blocks of equal size, at most kKC (K = 512 gives 2 x 256, not 384 + a thin 128).
+  static Index depth_block(Index k) {
+    const Index blocks = std::max<Index>(1, (k + kKC - 1) / kKC);
+    return (k + blocks - 1) / blocks;
+  }
+  // Layout of a fully packed op(B): depth blocks of depth_block(k) rows, each holding all
+  // column panels.
+  static Index packed_size(Index k, Index n) {
+    const Index kc = depth_block(k);
+    return ((k + kc - 1) / kc) * kc * ((n + kNR - 1) / kNR) * kNR;
+  }
+  static Index block_offset(Index p0, Index n) { return p0 * ((n + kNR - 1) / kNR) * kNR; }
+
+  static void pack_all(bool trans, const float* b, Index ldb, Index k, Index n, float* out) { pack_panels(trans, b, ldb, k, n, 0, 1, out); }
+
+  // Panels [part / parts of them] of every depth block.
+  static void pack_panels(bool trans, const float* b, Index ldb, Index k, Index n, int part, int parts, float* out) {
+    const Index panels = (n + kNR - 1) / kNR;
+    const Index first = panels * part / parts, last = panels * (part + 1) / parts;
+    if (first >= last) return;
+    const Index j0 = first * kNR, j1 = std::min(n, last * kNR);
+    const Index kc = depth_block(k);
+    for (Index p0 = 0; p0 < k; p0 += kc) {
+      const Index depth = std::min(kc, k - p0);
+      pack_b(trans, b, ldb, p0, depth, j0, j1 - j0, out + block_offset(p0, n) + j0 * depth);
+    }
+  }
+
+  static void gemm_packed(Index m, Index k, Index n, bool trans_a, const float* a, Index lda, const float* packed,
+                          float alpha, float beta, float* c, Index ldc, const float* bias, float* a_packed) {
+    for (Index ic = 0; ic < m; ic += kMC) {
+      const Index mc = std::min(kMC, m - ic);
+      const Index block = depth_block(k);
+      for (Index p0 = 0; p0 < k; p0 += block) {
+        const Index kc = std::min(block, k - p0);
+        pack_a(trans_a, a, lda, ic, mc, p0, kc, a_packed);
+        const bool first = p0 == 0;
+        macro(mc, n, kc, a_packed, packed + block_offset(p0, n), alpha, first ? beta : 1.f, first ? bias : nullptr,
+              c + ic * ldc, ldc);
+      }
+    }
+  }
+
+  static void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                   const float* b, Index ldb, float beta, float* c, Index ldc, float* a_packed, float* b_packed) {
+    for (Index jc = 0; jc < n; jc += kNC) {
+      const Index nc = std::min(kNC, n - jc);
+      const Index block = depth_block(k);
+      for (Index p0 = 0; p0 < k; p0 += block) {
+        const Index kc = std::min(block, k - p0);
+        pack_b(trans_b, b, ldb, p0, kc, jc, nc, b_packed);
+        for (Index ic = 0; ic < m; ic += kMC) {
+          const Index mc = std::min(kMC, m - ic);
+          pack_a(trans_a, a, lda, ic, mc, p0, kc, a_packed);
+          macro(mc, nc, kc, a_packed, b_packed, alpha, p0 == 0 ? beta : 1.f, nullptr, c + ic * ldc + jc, ldc);
+        }
+      }
+    }
+  }
+};
+
+#if defined(__AVX512F__)
+using Wide = Kernel<16, 14, 2>;   // 28 accumulators + 2 B vectors + 1 broadcast of 32 registers
+using Narrow = Kernel<8, 6, 2>;
+#elif defined(__AVX__)
+using Wide = Kernel<8, 6, 2>;     // 12 accumulators + 2 + 1 of 16 registers
+using Narrow = Wide;
+#else
+using Wide = Kernel<4, 6, 2>;
+using Narrow = Wide;
+#endif
+
+// Per-thread scratch for packed A and B blocks, grown on demand and kept.
+struct Scratch {
+  Buffer a, b;
+  Index a_size = 0, b_size = 0;
+  float* get(Buffer& buf, Index& size, Index floats) {
+    if (floats > size) {
+      buf = allocate(floats);
+      size = floats;
+    }
+    return buf.get();
+  }
+};
+thread_local Scratch scratch;
+
+template <class K>
+double time_kernel() {
+  const Index m = K::kMC, n = 4 * K::kNR * 4, k = K::kKC;
+  std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
+  Buffer pa = allocate(K::kMC * K::kKC), pb = allocate(K::packed_size(k, n));
+  K::pack_all(false, b.data(), n, k, n, pb.get());
+  double best = 1e30;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    K::gemm_packed(m, k, n, false, a.data(), k, pb.get(), 1.f, 0.f, c.data(), n, nullptr, pa.get());
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+bool use_narrow() {
+  static const bool narrow = [] {
+    if constexpr (std::is_same_v<Wide, Narrow>) return false;
+    time_kernel<Wide>();  // warm up caches and clocks
+    return time_kernel<Narrow>() < 0.97 * time_kernel<Wide>();
+  }();
+  return narrow;
+}
+
+template <class Fn>
+decltype(auto) dispatch(Fn&& fn) {
+  if (use_narrow()) return fn(Narrow{});
+  return fn(Wide{});
+}
+
+}  // namespace
+
+Buffer allocate(Index floats) {
+  const std::size_t bytes = ((std::max<Index>(floats, 1) * sizeof(float) + 63) / 64) * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  return Buffer(p);
+}
+
+const char* kernel_name() {
+  return dispatch([](auto k) {
+    using K = decltype(k);
+    return K::kLanes == 16 ? "16 lanes, 14x32 tile" : K::kLanes == 8 ? "8 lanes, 6x16 tile" : "4 lanes, 6x8 tile";
+  });
+}
+
+void PackedB::reserve(Index k, Index n) {
+  dispatch([&](auto kernel) {
+    using K = decltype(kernel);
+    k_ = k;
+    n_ = n;
+    const Index floats = K::packed_size(k, n);
+    if (floats > capacity_) {
+      data_ = allocate(floats);
+      capacity_ = floats;
+    }
+  });
+}
+
+void PackedB::pack_part(bool trans, const float* b, Index ldb, int part, int parts) {
+  dispatch([&](auto kernel) {
+    decltype(kernel)::pack_panels(trans, b, ldb, k_, n_, part, parts, data_.get());
+  });
+}
+
+void gemm_packed(Index m, bool trans_a, const float* a, Index lda, const PackedB& b, float alpha, float beta, float* c,
+                 Index ldc, const float* bias) {
+  const Index k = b.rows(), n = b.cols();
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j)
+        c[i * ldc + j] = (bias ? bias[j] : 0.f) + (beta == 0.f ? 0.f : beta * c[i * ldc + j]);
+    return;
+  }
+  dispatch([&](auto kernel) {
+    using K = decltype(kernel);
+    float* a_packed = scratch.get(scratch.a, scratch.a_size, K::kMC * K::kKC);
+    K::gemm_packed(m, k, n, trans_a, a, lda, b.data(), alpha, beta, c, ldc, bias, a_packed);
+  });
+}
+
+void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha, const float* a, Index lda, const float* b,
+          Index ldb, float beta, float* c, Index ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.f ? 0.f : beta * c[i * ldc + j];
+    return;
+  }
+  dispatch([&](auto kernel) {
+    using K = decltype(kernel);
+    float* a_packed = scratch.get(scratch.a, scratch.a_size, K::kMC * K::kKC);
+    float* b_packed = scratch.get(scratch.b, scratch.b_size, K::kKC * K::kNC);
+    K::gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, a_packed, b_packed);
+  });
+}
+
+}  // namespace lstm_native::sgemm

@@ -1,0 +1,311 @@
+"""lstm_native against PyTorch on the same machine, in the same run.
+
+For each shape, a full training step (forward, MSE on a Linear head over the last step,
+backward, clip_grad_norm 1.0, Adam) runs in both libraries, interleaved A B B A so that
+drift in the machine's speed hits both alike; the table gives median times, the ratio
+torch / ours, GFLOP/s, and the sgemm GFLOP/s of this machine measured in the same run (the
+physical limit). Inference (forward only) and peak memory (fresh processes) are measured
+too. Run ``python bench/compare_torch.py`` or ``lstm-native bench``; torch must be installed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SHAPES = {
+    # id: (cell, B, T, I, H, L, bidirectional, note)
+    "S1": ("LSTM", 16, 20, 1, 64, 1, False, "sine-wave forecasting"),
+    "S2": ("LSTM", 32, 50, 32, 128, 1, False, "small"),
+    "S3": ("LSTM", 64, 100, 128, 256, 1, False, "medium"),
+    "S4": ("LSTM", 64, 100, 256, 512, 2, False, "stacked"),
+    "S5": ("LSTM", 128, 50, 512, 1024, 1, False, "GEMM-bound"),
+    "S6": ("GRU", 64, 100, 128, 256, 1, False, "GRU"),
+    "S7": ("LSTM", 32, 50, 64, 128, 1, True, "bidirectional"),
+}
+STREAM_SHAPE = ("S8", 1, 64, 256)   # one step at a time with carried state: B, I, H
+MEMORY_SHAPES = ("S3", "S5")
+
+
+def training_flops(cell, B, T, I, H, L, bidirectional):
+    """Multiply-adds x 2 of a training step: forward 2TB(I+H)GH per layer and direction,
+    backward twice that, less the input gradient of the first layer (not needed)."""
+    G = 4 if cell == "LSTM" else 3
+    D = 2 if bidirectional else 1
+    total = 0.0
+    for layer in range(L):
+        inp = I if layer == 0 else D * H
+        forward = 2.0 * T * B * (inp + H) * G * H * D
+        total += 3 * forward - (2.0 * T * B * inp * G * H * D if layer == 0 else 0)
+    return total
+
+
+def inference_flops(cell, B, T, I, H, L, bidirectional):
+    G = 4 if cell == "LSTM" else 3
+    D = 2 if bidirectional else 1
+    return sum(2.0 * T * B * ((I if l == 0 else D * H) + H) * G * H * D for l in range(L))
+
+
+# -- the two implementations of one training step --------------------------------------------
+def make_ours(cell, B, T, I, H, L, bidirectional, seed=0):
+    import lstm_native as ln
+    rnn = (ln.LSTM if cell == "LSTM" else ln.GRU)(I, H, num_layers=L, batch_first=True,
+                                                  bidirectional=bidirectional, seed=seed)
+    model = ln.Sequential(rnn, ln.LastTimestep(), ln.Linear(H * (2 if bidirectional else 1), 1, seed=seed))
+    params = model.parameters()
+    opt = ln.optim.Adam(params, lr=1e-3)
+
+    def train_step(x, y):
+        out = model(x)
+        _, grad = ln.losses.mse(out, y)
+        model.zero_grad()
+        model.backward(grad)
+        ln.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    def infer(x):
+        with ln.no_grad():
+            return model(x)
+
+    return model, train_step, infer
+
+
+def make_torch(ours_model, cell, B, T, I, H, L, bidirectional):
+    import torch
+    cls = torch.nn.LSTM if cell == "LSTM" else torch.nn.GRU
+    rnn = cls(I, H, num_layers=L, batch_first=True, bidirectional=bidirectional)
+    head = torch.nn.Linear(H * (2 if bidirectional else 1), 1)
+    rnn.load_state_dict({k: torch.from_numpy(v) for k, v in ours_model[0].state_dict().items()})
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in ours_model[2].state_dict().items()})
+    params = list(rnn.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+
+    def train_step(x, y):
+        out, _ = rnn(x)
+        loss = torch.nn.functional.mse_loss(head(out[:, -1]), y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    def infer(x):
+        with torch.no_grad():
+            out, _ = rnn(x)
+            return head(out[:, -1])
+
+    return train_step, infer
+
+
+def interleaved(fn_a, fn_b, reps, budget_s):
+    """Median seconds of fn_a and fn_b, run A B B A ... for reps rounds or budget_s seconds."""
+    a, b = [], []
+    start = time.perf_counter()
+    for r in range(reps):
+        pair = [(fn_a, a), (fn_b, b)] if r % 2 == 0 else [(fn_b, b), (fn_a, a)]
+        for fn, out in pair:
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        if r >= 4 and time.perf_counter() - start > budget_s:
+            break
+    return statistics.median(a), statistics.median(b), len(a)
+
+
+def sgemm_rates(size=2048, reps=5):
+    """GFLOP/s of a square single-precision GEMM: torch's (MKL) and ours (the kernels' engine)."""
+    import torch
+    import lstm_native as ln
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    b = rng.standard_normal((size, size)).astype(np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    out = np.empty_like(a)
+    ours, theirs, _ = interleaved(lambda: ln._core.matmul(a, b, False, False, out, False),
+                                  lambda: torch.mm(ta, tb), reps, 30)
+    flops = 2.0 * size ** 3
+    return flops / ours / 1e9, flops / theirs / 1e9
+
+
+def stream_latency(B, I, H, steps=2000):
+    """Median per-step latency (s) of one-step inference with carried state, ours vs torch."""
+    import torch
+    import lstm_native as ln
+    lstm = ln.LSTM(I, H, seed=0)
+    tl = torch.nn.LSTM(I, H)
+    tl.load_state_dict({k: torch.from_numpy(v) for k, v in lstm.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((steps, 1, B, I)).astype(np.float32)
+    tx = torch.from_numpy(x)
+
+    def ours():
+        state = None
+        with ln.no_grad():
+            for t in range(steps):
+                _, state = lstm.step(x[t, 0], state)
+
+    def theirs():
+        state = None
+        with torch.no_grad():
+            for t in range(steps):
+                _, state = tl(tx[t], state)
+
+    ours_s, theirs_s, _ = interleaved(ours, theirs, 7, 20)
+    return ours_s / steps, theirs_s / steps
+
+
+def memory_probe(framework, shape_id, steps=3):
+    """Runs in a fresh process: peak resident memory (MiB) of training steps above what the
+    process held before building the model (imports and data excluded)."""
+    import resource
+    cell, B, T, I, H, L, bi, _ = SHAPES[shape_id]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    y = rng.standard_normal((B, 1)).astype(np.float32)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "0")) or torch.get_num_threads())
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))   # load lazily imported kernels before the baseline
+    import lstm_native as ln
+    baseline = _rss_mib()
+    model, ours_step, _ = make_ours(cell, B, T, I, H, L, bi)
+    step = ours_step if framework == "ours" else make_torch(model, cell, B, T, I, H, L, bi)[0]
+    if framework == "torch":
+        del model   # ours is only the source of the weights
+    for _ in range(steps):
+        step(x, y)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak - baseline
+
+
+def _rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def machine_description(threads):
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import lstm_native as ln
+    return f"{model}, {os.cpu_count()} logical cores, {threads} threads, kernels: {ln.backend_isa()}"
+
+
+def run(shape_ids, threads, reps, out_path, memory=True, stream=True):
+    import torch
+    import lstm_native as ln
+    ln.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    lines = []
+    say = lambda s="": (print(s, flush=True), lines.append(s))
+    ours_sgemm, torch_sgemm = sgemm_rates()
+    peak = max(ours_sgemm, torch_sgemm)
+    say(f"Machine: {machine_description(threads)}; torch {torch.__version__}, numpy {np.__version__}")
+    say(f"sgemm 2048^3 in this run: ours (Eigen) {ours_sgemm:.1f} GFLOP/s, torch (MKL) {torch_sgemm:.1f} GFLOP/s")
+    say()
+    say("Training step (forward, MSE on a Linear head over the last step, backward, clip_grad_norm 1.0, Adam):")
+    say()
+    say("| id | shape (cell B T I H L) | ours ms | torch ms | torch/ours | ours GFLOP/s | torch GFLOP/s | ours % of sgemm | runs |")
+    say("|---|---|---|---|---|---|---|---|---|")
+    results = {}
+    for sid in shape_ids:
+        cell, B, T, I, H, L, bi, note = SHAPES[sid]
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((B, T, I)).astype(np.float32)
+        y = rng.standard_normal((B, 1)).astype(np.float32)
+        model, ours_step, ours_infer = make_ours(cell, B, T, I, H, L, bi)
+        torch_step, torch_infer = make_torch(model, cell, B, T, I, H, L, bi)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        for _ in range(2):
+            ours_step(x, y)
+            torch_step(tx, ty)
+        flops = training_flops(cell, B, T, I, H, L, bi)
+        budget = 60 if flops > 5e10 else 20
+        o, t, n = interleaved(lambda: ours_step(x, y), lambda: torch_step(tx, ty), reps, budget)
+        oi, ti, _ = interleaved(lambda: ours_infer(x), lambda: torch_infer(tx), reps, budget / 2)
+        results[sid] = dict(train_ours=o, train_torch=t, infer_ours=oi, infer_torch=ti, flops=flops)
+        shape = f"{cell}{' bi' if bi else ''} {B} {T} {I} {H} {L}"
+        say(f"| {sid} | {shape} | {o * 1e3:.2f} | {t * 1e3:.2f} | **{t / o:.2f}x** | {flops / o / 1e9:.1f} | "
+            f"{flops / t / 1e9:.1f} | {100 * flops / o / 1e9 / peak:.0f}% | {n} |")
+    say()
+    say("Inference (forward only, no gradients kept):")
+    say()
+    say("| id | ours ms | torch ms | torch/ours | ours GFLOP/s |")
+    say("|---|---|---|---|---|")
+    for sid in shape_ids:
+        r = results[sid]
+        f = inference_flops(*SHAPES[sid][:7])
+        say(f"| {sid} | {r['infer_ours'] * 1e3:.2f} | {r['infer_torch'] * 1e3:.2f} | "
+            f"**{r['infer_torch'] / r['infer_ours']:.2f}x** | {f / r['infer_ours'] / 1e9:.1f} |")
+    if stream:
+        sid, B, I, H = STREAM_SHAPE
+        o, t = stream_latency(B, I, H)
+        results[sid] = dict(step_ours=o, step_torch=t)
+        say()
+        say(f"{sid} streaming inference, one step at a time with carried state (B{B} I{I} H{H}): "
+            f"ours {o * 1e6:.1f} us, torch {t * 1e6:.1f} us per step: **{t / o:.1f}x**")
+    if memory:
+        say()
+        say("Peak memory of training steps above the process's memory before the model was built (MiB, fresh processes):")
+        say()
+        say("| id | ours MiB | torch MiB | torch/ours |")
+        say("|---|---|---|---|")
+        for sid in MEMORY_SHAPES:
+            mib = {}
+            for fw in ("ours", "torch"):
+                env = dict(os.environ, BENCH_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+                cmd = [sys.executable, "-m", "lstm_native.benchmark", "--memory-probe", fw, sid]
+                mib[fw] = float(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip())
+            results[sid].update(memory_ours=mib["ours"], memory_torch=mib["torch"])
+            say(f"| {sid} | {mib['ours']:.0f} | {mib['torch']:.0f} | {mib['torch'] / mib['ours']:.2f} |")
+    if out_path:
+        with open(out_path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="lstm-native bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated ids (default: all)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both libraries")
+    parser.add_argument("--reps", type=int, default=30, help="rounds per shape (capped by a time budget)")
+    parser.add_argument("--out", default=None, help="also write the tables (Markdown) to this file")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    parser.add_argument("--no-stream", action="store_true", help="skip the streaming-latency measurement")
+    parser.add_argument("--json", default=None, help="write the raw figures as JSON")
+    parser.add_argument("--memory-probe", nargs=2, metavar=("FRAMEWORK", "SHAPE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        print(memory_probe(*args.memory_probe))
+        return 0
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("lstm-native bench compares against PyTorch: pip install torch==2.13.0", file=sys.stderr)
+        return 2
+    ids = [s.strip().upper() for s in args.shapes.split(",") if s.strip()]
+    unknown = [s for s in ids if s not in SHAPES]
+    if unknown:
+        print(f"unknown shape ids {unknown}; choose from {list(SHAPES)}", file=sys.stderr)
+        return 2
+    results = run(ids, args.threads, args.reps, args.out, memory=not args.no_memory, stream=not args.no_stream)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
