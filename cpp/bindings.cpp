@@ -132,10 +132,14 @@ const T* optional_input(const py::object& obj, const char* name, const std::vect
 struct Workspace {
   std::unique_ptr<RecurrentWorkspace<float>> f32;
   std::unique_ptr<RecurrentWorkspace<double>> f64;
+  StepScratch<float> step32;
+  StepScratch<double> step64;
   RecurrentWorkspace<float>& get(float*) { if (!f32) f32.reset(new RecurrentWorkspace<float>); return *f32; }
   RecurrentWorkspace<double>& get(double*) { if (!f64) f64.reset(new RecurrentWorkspace<double>); return *f64; }
+  StepScratch<float>& scratch(float*) { return step32; }
+  StepScratch<double>& scratch(double*) { return step64; }
   bool ready() const { return (f32 && f32->ready_for_backward) || (f64 && f64->ready_for_backward); }
-  void release() { f32.reset(); f64.reset(); }
+  void release() { f32.reset(); f64.reset(); step32 = {}; step64 = {}; }
 };
 
 struct CellInfo {
@@ -217,6 +221,50 @@ py::tuple forward_typed(const std::string& cell, const py::array& x_obj, bool ba
     else recurrent_forward<GruCell, T>(args, ws, keep_for_backward);
   }
   return py::make_tuple(out, h_n, c_n);
+}
+
+// One step of a unidirectional layer: h (and c) updated in place.
+template <class T>
+void step_typed(const std::string& cell, const py::array& x_obj, const py::tuple& w, const py::object& h_obj,
+                const py::object& c_obj, Workspace& workspace) {
+  const CellInfo info = cell_info(cell);
+  py::array x = checked<T>(x_obj, "x_t", {-1, -1});
+  const Index B = x.shape(0), I = x.shape(1);
+  if (B == 0) throw py::value_error("x_t: the batch is empty");
+  require_finite<T>(x, "x_t");
+  if (w.size() != 4) throw py::value_error("weights are (w_ih, w_hh, b_ih, b_hh)");
+  py::array w_hh = checked<T>(w[1], "weight_hh", {-1, -1});
+  const Index H = w_hh.shape(1), GH = info.gates * H;
+  if (H == 0) throw py::value_error("hidden size is 0");
+  w_hh = checked<T>(w[1], "weight_hh", {GH, H});
+  py::array w_ih = checked<T>(w[0], "weight_ih", {GH, I});
+  StepArgs<T> args;
+  std::vector<py::array> keep{x, w_hh, w_ih};
+  args.batch = B, args.input = I, args.hidden = H;
+  args.x = data_of<T>(x);
+  args.weights.w_ih = data_of<T>(w_ih);
+  args.weights.w_hh = data_of<T>(w_hh);
+  if (!w[2].is_none()) { auto b = checked<T>(w[2], "bias_ih", {GH}); keep.push_back(b); args.weights.b_ih = data_of<T>(b); }
+  if (!w[3].is_none()) { auto b = checked<T>(w[3], "bias_hh", {GH}); keep.push_back(b); args.weights.b_hh = data_of<T>(b); }
+  py::array h = checked<T>(h_obj, "h", {B, H});
+  args.h = output_of<T>(h, "h");
+  py::array c;
+  if (info.cell_state) {
+    c = checked<T>(c_obj, "c", {B, H});
+    args.c = output_of<T>(c, "c");
+  }
+  auto& scratch = workspace.scratch(static_cast<T*>(nullptr));
+  py::gil_scoped_release release;
+  if (info.cell_state) recurrent_step<LstmCell, T>(args, scratch);
+  else recurrent_step<GruCell, T>(args, scratch);
+}
+
+void recurrent_step_py(const std::string& cell, const py::object& x, const py::tuple& weights, const py::object& h,
+                       const py::object& c, Workspace& workspace) {
+  if (!py::isinstance<py::array>(x)) throw py::type_error("x_t must be a NumPy array");
+  py::array arr = py::reinterpret_borrow<py::array>(x);
+  if (has_dtype<double>(arr)) step_typed<double>(cell, arr, weights, h, c, workspace);
+  else step_typed<float>(cell, arr, weights, h, c, workspace);
 }
 
 py::tuple recurrent_forward_py(const std::string& cell, const py::object& x, bool batch_first, const py::object& lengths,
@@ -485,6 +533,9 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
         py::arg("lengths"), py::arg("weights"), py::arg("h0"), py::arg("c0"), py::arg("workspace"),
         py::arg("keep_for_backward"),
         "One recurrent layer (all directions) over a padded batch. Returns (out, h_n, c_n or None).");
+  m.def("recurrent_step", &recurrent_step_py, py::arg("cell"), py::arg("x_t"), py::arg("weights"), py::arg("h"),
+        py::arg("c"), py::arg("workspace"),
+        "One time step of one direction of a layer: x_t (B, I); h (B, H) and, for LSTM, c updated in place.");
   m.def("recurrent_backward", &recurrent_backward_py, py::arg("cell"), py::arg("workspace"), py::arg("x"),
         py::arg("dout"), py::arg("dh_n"), py::arg("dc_n"), py::arg("grads"), py::arg("need_dx"),
         py::arg("dout_last") = py::none(),

@@ -32,31 +32,43 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def _supported(isa: str, flags: set[str]) -> bool:
+def supported(isa: str, flags: set[str], machine: str | None = None) -> bool:
+    """Whether a CPU with these flags runs the kernels built for isa."""
     if isa == "baseline":
         return True
-    return platform.machine().lower() in ("x86_64", "amd64") and _REQUIRED_FLAGS[isa] <= flags
+    machine = (machine or platform.machine()).lower()
+    return machine in ("x86_64", "amd64") and _REQUIRED_FLAGS[isa] <= flags
 
 
-def _present(isa: str) -> bool:
-    return importlib.util.find_spec(f"{__package__}.{_MODULES[isa]}") is not None
+def installed() -> list[str]:
+    """The kernel builds this installation holds."""
+    return [isa for isa, name in _MODULES.items() if importlib.util.find_spec(f"{__package__}.{name}") is not None]
 
 
-def _load():
-    forced = os.environ.get("LSTM_NATIVE_ISA", "").strip().lower()
-    flags = cpu_flags()
+def choose(flags: set[str], present: list[str], forced: str = "", machine: str | None = None) -> str:
+    """The build to load: the forced one (checked), else the widest the CPU runs."""
+    forced = forced.strip().lower()
     if forced:
         if forced not in _MODULES:
             raise ImportError(f"LSTM_NATIVE_ISA must be one of {sorted(_MODULES)}, got {forced!r}")
-        if not _supported(forced, flags):
+        if not supported(forced, flags, machine):
             raise ImportError(f"LSTM_NATIVE_ISA={forced}: this CPU lacks the instructions it needs")
-        if not _present(forced):
-            raise ImportError(f"LSTM_NATIVE_ISA={forced}: this installation has no {_MODULES[forced]} module")
-        return importlib.import_module(f"{__package__}.{_MODULES[forced]}")
+        if forced not in present:
+            raise ImportError(f"LSTM_NATIVE_ISA={forced}: this installation has no {_MODULES[forced]} module "
+                              "(a source build for the building machine holds only one)")
+        return forced
     for isa in ("avx512", "avx2", "baseline"):
-        if _supported(isa, flags) and _present(isa):
-            return importlib.import_module(f"{__package__}.{_MODULES[isa]}")
+        if isa in present and supported(isa, flags, machine):
+            return isa
     raise ImportError("lstm_native's compiled core is missing: reinstall with `pip install .`")
+
+
+def _load():
+    isa = choose(cpu_flags(), installed(), os.environ.get("LSTM_NATIVE_ISA", ""))
+    module = importlib.import_module(f"{__package__}.{_MODULES[isa]}")
+    if os.environ.get("LSTM_NATIVE_ISA") and module.isa not in (isa, "native"):
+        raise ImportError(f"{_MODULES[isa]} holds {module.isa} kernels, not {isa}")
+    return module
 
 
 core = _load()

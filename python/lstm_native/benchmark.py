@@ -78,12 +78,14 @@ def make_ours(cell, B, T, I, H, L, bidirectional, seed=0):
 
 
 def make_torch(ours_model, cell, B, T, I, H, L, bidirectional):
+    """The same model in PyTorch, with ours' weights (or its own, when ours_model is None)."""
     import torch
     cls = torch.nn.LSTM if cell == "LSTM" else torch.nn.GRU
     rnn = cls(I, H, num_layers=L, batch_first=True, bidirectional=bidirectional)
     head = torch.nn.Linear(H * (2 if bidirectional else 1), 1)
-    rnn.load_state_dict({k: torch.from_numpy(v) for k, v in ours_model[0].state_dict().items()})
-    head.load_state_dict({k: torch.from_numpy(v) for k, v in ours_model[2].state_dict().items()})
+    if ours_model is not None:
+        rnn.load_state_dict({k: torch.from_numpy(v) for k, v in ours_model[0].state_dict().items()})
+        head.load_state_dict({k: torch.from_numpy(v) for k, v in ours_model[2].state_dict().items()})
     params = list(rnn.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
 
@@ -172,12 +174,11 @@ def memory_probe(framework, shape_id, steps=3):
         torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "0")) or torch.get_num_threads())
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))   # load lazily imported kernels before the baseline
-    import lstm_native as ln
     baseline = _rss_mib()
-    model, ours_step, _ = make_ours(cell, B, T, I, H, L, bi)
-    step = ours_step if framework == "ours" else make_torch(model, cell, B, T, I, H, L, bi)[0]
-    if framework == "torch":
-        del model   # ours is only the source of the weights
+    if framework == "ours":
+        step = make_ours(cell, B, T, I, H, L, bi)[1]
+    else:
+        step = make_torch(None, cell, B, T, I, H, L, bi)[0]
     for _ in range(steps):
         step(x, y)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

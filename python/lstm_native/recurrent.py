@@ -163,6 +163,38 @@ class RecurrentBase(Module):
                     grad *= mask
         return dx, dh0, dc0
 
+    def _step(self, x_t, h0, c0):
+        """One time step through the stack; the state lives in buffers the layer keeps."""
+        if self.bidirectional:
+            raise ValueError("step() runs a unidirectional layer one step at a time; a bidirectional layer "
+                             "needs the whole sequence")
+        x = float_array(x_t, "x_t", self.dtype)
+        unbatched = x.ndim == 1
+        if unbatched:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (batch, {self.input_size}) or ({self.input_size},), "
+                             f"got {np.shape(x_t)}")
+        L, B, H = self.num_layers, x.shape[0], self.hidden_size
+        state = self.__dict__.get("_step_state")
+        if state is None or state[0].shape[1] != B:
+            state = (np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype) if self.has_cell_state else None)
+            object.__setattr__(self, "_step_state", state)
+        h, c = state
+        for given, own, name in ((h0, h, "h0"), (c0, c, "c0")):
+            if own is None or given is own:
+                continue                      # carried over in place: nothing to copy
+            if given is None:
+                own[...] = 0
+            else:
+                given = float_array(given, name, self.dtype)
+                require_shape(given, name, (L, B, H), "(num_layers, batch, hidden_size)")
+                np.copyto(own, given)
+        for layer in range(L):
+            core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], self._layer_params(layer, "data")[0],
+                                h[layer], None if c is None else c[layer], self._workspaces[layer])
+        return (h[-1, 0] if unbatched else h[-1]), h, c
+
     # Sequential runs recurrent layers on their output sequence alone.
     def seq_forward(self, x, lengths=None):
         return self.forward(x, lengths=lengths)[0]
@@ -214,6 +246,21 @@ class LSTM(RecurrentBase):
         dx, dh0, dc0 = self._run_backward(dout, dh_n, dc_n, need_input_grad)
         return dx, (dh0, dc0)
 
+    def step(self, x_t, hx=None):
+        """One time step, for streaming inference: ``h_t, (h, c) = lstm.step(x_t, hx)`` with x_t
+        (B, I) or (I,). hx=None starts from zeros; pass back the (h, c) a step returned to
+        carry the state on. The returned arrays are the layer's own state buffers, updated in
+        place by the next step (copy them to keep them), so a stream allocates nothing."""
+        h0 = c0 = None
+        if hx is not None:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("hx must be a tuple (h, c) for an LSTM")
+            h0, c0 = hx
+            if (h0 is None) != (c0 is None):
+                raise ValueError("give both h and c, or neither")
+        h_t, h, c = self._step(x_t, h0, c0)
+        return h_t, (h, c)
+
 
 class GRU(RecurrentBase):
     """Gated recurrent unit layer(s), as torch.nn.GRU (gate order r, z, n;
@@ -233,3 +280,8 @@ class GRU(RecurrentBase):
     def backward(self, dout=None, dh_n=None, need_input_grad: bool = True):
         dx, dh0, _ = self._run_backward(dout, dh_n, None, need_input_grad)
         return dx, dh0
+
+    def step(self, x_t, hx=None):
+        """One time step: ``h_t, h = gru.step(x_t, hx)``; see LSTM.step."""
+        h_t, h, _ = self._step(x_t, hx, None)
+        return h_t, h
