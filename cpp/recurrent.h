@@ -88,12 +88,13 @@ struct RecurrentWorkspace {
   struct Direction {
     std::vector<T> w_ih, w_hh;  // interleaved copies of the weights the forward ran with
     std::vector<T> gates;       // rows x G*H: activations, then gradients
-    std::vector<T> h_prev;      // rows x H: the h each packed row started from
+    std::vector<T> hx;          // rows x (H + I): the h each packed row started from, then its x
+                                // (side by side, so dW_hh and dW_ih are one GEMM over dG)
     std::vector<T> aux;         // rows x H: the cell's per-row state (LSTM: the c it started from)
     std::vector<T> recurrent;   // B x G*H: h W_hh^T for cells that keep it apart
     std::vector<T> h_final, c_final;  // B x H in schedule order
     std::vector<T> dh, dc;      // B x H carries of the backward loop
-    std::vector<T> grad_w_ih, grad_w_hh;  // interleaved weight gradients
+    std::vector<T> grad_w;      // G*H x (H + I): interleaved [dW_hh | dW_ih]
     std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell (a slice per member)
     std::vector<T> bias;        // G*H interleaved: both biases folded for the input projection
     PackedMatrix<T> input_weights;  // W_ih^T (forward) or W_ih (backward), packed once per call
@@ -102,7 +103,7 @@ struct RecurrentWorkspace {
   int cell_gates = 0;          // the cell the forward ran (its gate count)
   Schedule schedule;
   Direction dir[2];
-  std::vector<T> packed;       // rows x I: gathered inputs, then input gradients
+  std::vector<T> packed;       // rows x I: input gradients
   std::vector<PackedMatrix<T>> step_weights;  // W_hh packed once per call: per direction, or per member's slice
   bool ready_for_backward = false;
   std::mutex busy;             // one call at a time per workspace
@@ -110,9 +111,10 @@ struct RecurrentWorkspace {
 
 namespace detail {
 
-// packed (schedule order) <- rows of the user's sequence array (width `cols`).
+// packed (schedule order, rows `stride` apart) <- rows of the user's sequence array (width `cols`).
 template <class T>
-void gather_rows(const T* src, const LayerShape& shape, const Schedule& sc, int direction, Index cols, T* packed) {
+void gather_rows(const T* src, const LayerShape& shape, const Schedule& sc, int direction, Index cols, T* packed,
+                 Index stride) {
   const int threads = threads_for(double(sc.rows()) * cols, 5e5);
   run_team(threads, [&](int id, int size) {
     Index s0, s1;
@@ -120,7 +122,7 @@ void gather_rows(const T* src, const LayerShape& shape, const Schedule& sc, int 
     for (Index s = s0; s < s1; ++s)
       for (Index k = 0; k < sc.batch[s]; ++k) {
         const Index row = shape.sequence.row(sc.time(direction, s, k), sc.order[k]);
-        std::copy_n(src + row * cols, cols, packed + (sc.offset[s] + k) * cols);
+        std::copy_n(src + row * cols, cols, packed + (sc.offset[s] + k) * stride);
       }
   });
 }
@@ -200,8 +202,7 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   ws.cell_gates = Cell::kGates;
   ws.schedule = Schedule::make(shape.sequence.steps, B, a.lengths);
   const Schedule& sc = ws.schedule;
-  const Index N = sc.rows();
-  ws.packed.resize(N * I);
+  const Index N = sc.rows(), HX = H + I;
 
   // 1. Every direction's input projection, one GEMM each, plus the folded biases.
   const T* recurrent_bias[2] = {nullptr, nullptr};
@@ -214,7 +215,7 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     layout.interleave_rows(w.w_hh, H, W.w_hh.data());
     recurrent_bias[d] = Cell::recurrent_bias(w.b_hh, H);
     W.gates.resize(N * GH);
-    W.h_prev.resize(N * H);
+    W.hx.resize(N * HX);
     W.aux.resize(N * H);
     if (!Cell::kRecurrentIntoGates) W.recurrent.resize(B * GH);
     W.h_final.resize(B * H);
@@ -224,14 +225,14 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     W.bias.resize(GH);
     Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
     layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
-    detail::gather_rows(a.x, shape, sc, d, I, ws.packed.data());
+    detail::gather_rows(a.x, shape, sc, d, I, W.hx.data() + H, HX);
     W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
-    W.input_weights.multiply_parallel(N, false, ws.packed.data(), I, T(1), T(0), W.gates.data(), GH, W.bias.data());
+    W.input_weights.multiply_parallel(N, false, W.hx.data() + H, HX, T(1), T(0), W.gates.data(), GH, W.bias.data());
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
       const Index user = sc.order[k];
-      T* h_start = k < sc.batch[0] ? W.h_prev.data() + k * H : W.h_final.data() + k * H;
+      T* h_start = k < sc.batch[0] ? W.hx.data() + k * HX : W.h_final.data() + k * H;
       if (a.h0) std::copy_n(a.h0 + (d * B + user) * H, H, h_start); else std::fill_n(h_start, H, T(0));
       if (Cell::kCellState) {
         T* c_start = k < sc.batch[0] ? W.aux.data() + k * H : W.c_final.data() + k * H;
@@ -266,23 +267,25 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
         T* gates = W.gates.data() + (sc.offset[s] + f) * GH;
         T* recurrent = Cell::kRecurrentIntoGates ? gates : W.recurrent.data() + f * GH;
-        const T* h_prev = W.h_prev.data() + (sc.offset[s] + f) * H;
-        w_hh[i]->multiply(mine, false, h_prev, st * H, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0), recurrent + c0,
+        const T* h_prev = W.hx.data() + (sc.offset[s] + f) * HX;
+        w_hh[i]->multiply(mine, false, h_prev, st * HX, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0), recurrent + c0,
                       st * GH);
         // The gate math for `count` of my rows from row k0, writing the new states to h_to/c_to.
-        auto gate_math = [&](Index k0, Index count, T* h_to, T* c_to) {
+        auto gate_math = [&](Index k0, Index count, T* h_to, Index h_to_stride, T* c_to) {
           if (count == 0) return;
-          StepForward<T> step{count, st, gates + (k0 - f) * GH, recurrent + (k0 - f) * GH, h_prev + (k0 - f) * H,
-                              h_to, W.aux.data() + (sc.offset[s] + k0) * H, c_to, recurrent_bias[my.direction]};
+          StepForward<T> step{count, st, gates + (k0 - f) * GH, recurrent + (k0 - f) * GH, h_prev + (k0 - f) * HX,
+                              h_to, W.aux.data() + (sc.offset[s] + k0) * H, c_to, recurrent_bias[my.direction],
+                              HX, h_to_stride};
           Cell::forward(step, layout, my.block_begin, my.block_end);
         };
         // Rows that go on store their state for the next step; rows that end here, in the finals.
         const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
-        gate_math(f, going_on, W.h_prev.data() + (sc.offset[s + 1] + f) * H, W.aux.data() + (sc.offset[s + 1] + f) * H);
-        gate_math(ending_from, mine - going_on, W.h_final.data() + ending_from * H,
+        gate_math(f, going_on, W.hx.data() + (sc.offset[s + 1] + f) * HX, HX,
+                  W.aux.data() + (sc.offset[s + 1] + f) * H);
+        gate_math(ending_from, mine - going_on, W.h_final.data() + ending_from * H, H,
                   Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
         for (Index k = f; k < rows; k += st) {
-          const T* h_new = k < rows_next ? W.h_prev.data() + (sc.offset[s + 1] + k) * H : W.h_final.data() + k * H;
+          const T* h_new = k < rows_next ? W.hx.data() + (sc.offset[s + 1] + k) * HX : W.h_final.data() + k * H;
           const Index row = shape.sequence.row(sc.time(my.direction, s, k), sc.order[k]);
           detail::copy_units(h_new, a.out + row * out_cols + my.direction * H, u0, u1);
         }
@@ -308,7 +311,7 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   ws.ready_for_backward = false;
   const LayerShape& shape = ws.shape;
   const Schedule& sc = ws.schedule;
-  const Index B = shape.sequence.batch, I = shape.input, H = shape.hidden, N = sc.rows();
+  const Index B = shape.sequence.batch, I = shape.input, H = shape.hidden, N = sc.rows(), HX = H + I;
   const int D = shape.directions;
   const GateLayout layout{H, Cell::kGates};
   const Index GH = layout.columns(), blocks = layout.blocks();
@@ -369,10 +372,11 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
         auto gradient_math = [&](Index k0, Index count, const T* c_from) {
           if (count == 0) return;
           StepBackward<T> step{count, st, W.gates.data() + (sc.offset[s] + k0) * GH,
-                               W.h_prev.data() + (sc.offset[s] + k0) * H, W.aux.data() + (sc.offset[s] + k0) * H,
+                               W.hx.data() + (sc.offset[s] + k0) * HX, W.aux.data() + (sc.offset[s] + k0) * H,
                                c_from, W.dh.data() + k0 * H, Cell::kCellState ? W.dc.data() + k0 * H : nullptr,
                                bias ? W.grad_bias.data() + my.member * GH : nullptr,
-                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + my.member * GH : nullptr};
+                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + my.member * GH : nullptr,
+                               HX};
           Cell::backward(step, layout, my.block_begin, my.block_end);
         };
         // c_t is the next step's stored state for rows that go on, the final one for rows that end.
@@ -416,27 +420,32 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     }
   }
 
-  // 2. Weight and input gradients, one GEMM each over all steps.
+  // 2. Weight and input gradients: [dW_hh | dW_ih] = dG^T [H_prev | X] in one GEMM over all
+  // steps (after the GRU's n-gate swap, dG is the input projection's gradient; dW_hh needs the
+  // recurrent one, so GRU takes two), then dX = dG W_ih.
   if (a.dx) std::fill_n(a.dx, shape.sequence.steps * B * I, T(0));
+  ws.packed.resize(N * I);
   for (int d = 0; d < D; ++d) {
     auto& W = ws.dir[d];
     const DirectionGrads<T>& g = a.grads[d];
-    W.grad_w_hh.resize(GH * H);
-    W.grad_w_ih.resize(GH * I);
-    gemm_parallel<T>(true, false, GH, H, N, T(1), W.gates.data(), GH, W.h_prev.data(), H, T(0), W.grad_w_hh.data(), H);
-    if (g.w_hh) layout.accumulate_natural_rows(W.grad_w_hh.data(), H, g.w_hh);
-    if (g.b_hh) layout.accumulate_natural_rows(W.grad_bias.data(), 1, g.b_hh);
+    W.grad_w.resize(GH * HX);
+    if (Cell::kInputGradientsDiffer) {
+      gemm_parallel<T>(true, false, GH, H, N, T(1), W.gates.data(), GH, W.hx.data(), HX, T(0), W.grad_w.data(), HX);
+      run_team(threads_for(double(N) * H, 5e5), [&](int id, int size) {
+        Index r0, r1;
+        share(N, id, size, &r0, &r1);
+        Cell::to_input_gradients(W.gates.data() + r0 * GH, W.aux.data() + r0 * H, r1 - r0, layout);
+      });
+      gemm_parallel<T>(true, false, GH, I, N, T(1), W.gates.data(), GH, W.hx.data() + H, HX, T(0), W.grad_w.data() + H, HX);
+    } else {
+      gemm_parallel<T>(true, false, GH, HX, N, T(1), W.gates.data(), GH, W.hx.data(), HX, T(0), W.grad_w.data(), HX);
+    }
+    if (g.w_hh) layout.accumulate_natural_rows(W.grad_w.data(), HX, H, g.w_hh);
+    if (g.w_ih) layout.accumulate_natural_rows(W.grad_w.data() + H, HX, I, g.w_ih);
+    if (g.b_hh) layout.accumulate_natural_rows(W.grad_bias.data(), 1, 1, g.b_hh);
     if (g.b_ih)
       layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? W.grad_input_bias.data() : W.grad_bias.data(), 1,
-                                     g.b_ih);
-    run_team(threads_for(double(N) * H, 5e5), [&](int id, int size) {
-      Index r0, r1;
-      share(N, id, size, &r0, &r1);
-      Cell::to_input_gradients(W.gates.data() + r0 * GH, W.aux.data() + r0 * H, r1 - r0, layout);
-    });
-    detail::gather_rows(a.x, shape, sc, d, I, ws.packed.data());
-    gemm_parallel<T>(true, false, GH, I, N, T(1), W.gates.data(), GH, ws.packed.data(), I, T(0), W.grad_w_ih.data(), I);
-    if (g.w_ih) layout.accumulate_natural_rows(W.grad_w_ih.data(), I, g.w_ih);
+                                     1, g.b_ih);
     if (a.dx) {
       W.input_weights.pack(false, W.w_ih.data(), I, GH, I);  // W_ih
       W.input_weights.multiply_parallel(N, false, W.gates.data(), GH, T(1), T(0), ws.packed.data(), I);

@@ -38,12 +38,12 @@ struct GateLayout {
       for (Index u = 0; u < hidden; ++u)
         std::copy_n(src + (g * hidden + u) * cols, cols, dst + interleaved(g, u) * cols);
   }
-  // dst (PyTorch's rows) += src (interleaved rows).
+  // dst (PyTorch's rows, `cols` wide) += src (interleaved rows, `src_stride` apart).
   template <class T>
-  void accumulate_natural_rows(const T* src, Index cols, T* dst) const {
+  void accumulate_natural_rows(const T* src, Index src_stride, Index cols, T* dst) const {
     for (int g = 0; g < gates; ++g)
       for (Index u = 0; u < hidden; ++u) {
-        const T* s = src + interleaved(g, u) * cols;
+        const T* s = src + interleaved(g, u) * src_stride;
         T* d = dst + (g * hidden + u) * cols;
         for (Index j = 0; j < cols; ++j) d[j] += s[j];
       }
@@ -61,13 +61,16 @@ struct UnitBlock {
   Index units;   // offset of its first unit in a (rows x H) buffer
   Index unit;    // its first unit's index in 0..H-1
   Index width;   // units in the block
+  Index row_index;  // the row's index in the step's buffers
 
   // Gate g of the block in a (rows x G*H) buffer.
   Eigen::Map<Array> gate(T* buffer, int g) const { return {buffer + gates + g * width, width}; }
   Eigen::Map<const Array> gate(const T* buffer, int g) const { return {buffer + gates + g * width, width}; }
-  // The block's units in a (rows x H) buffer.
+  // The block's units in a (rows x H) buffer, or one whose rows are `stride` apart.
   Eigen::Map<Array> row(T* buffer) const { return {buffer + units, width}; }
   Eigen::Map<const Array> row(const T* buffer) const { return {buffer + units, width}; }
+  Eigen::Map<Array> row(T* buffer, Index stride) const { return {buffer + row_index * stride + unit, width}; }
+  Eigen::Map<const Array> row(const T* buffer, Index stride) const { return {buffer + row_index * stride + unit, width}; }
   // The block's units in a per-unit vector (H).
   Eigen::Map<const Array> vector(const T* buffer) const { return {buffer + unit, width}; }
   // Gate g of the block in a per-column vector (G*H), such as a bias gradient.
@@ -87,9 +90,9 @@ inline void for_each_unit_block(const GateLayout& layout, Index rows, Index row_
       const Index column = layout.column(k), gates = r * GH + column, units = r * H + layout.first_unit(k);
       const Index unit = layout.first_unit(k), width = layout.width(k);
       if (width == kFull)
-        body(UnitBlock<T, static_cast<int>(kFull)>{column, gates, units, unit, width});
+        body(UnitBlock<T, static_cast<int>(kFull)>{column, gates, units, unit, width, r});
       else
-        body(UnitBlock<T, Eigen::Dynamic>{column, gates, units, unit, width});
+        body(UnitBlock<T, Eigen::Dynamic>{column, gates, units, unit, width, r});
     }
 }
 

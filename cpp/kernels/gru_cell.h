@@ -33,7 +33,7 @@ struct GruCell {
   static void forward(const StepForward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
     for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       auto r = at.gate(s.gates, 0), z = at.gate(s.gates, 1), cand = at.gate(s.gates, 2);
-      auto hn = at.row(s.aux), h = at.row(s.h_next);
+      auto hn = at.row(s.aux), h = at.row(s.h_next, s.h_next_stride);
       r = sigmoid(r + at.gate(s.recurrent, 0));
       z = sigmoid(z + at.gate(s.recurrent, 1));
       if (s.recurrent_bias)
@@ -41,7 +41,7 @@ struct GruCell {
       else
         hn = at.gate(s.recurrent, 2);
       cand = (cand + r * hn).tanh();
-      h = cand + z * (at.row(s.h_prev) - cand);
+      h = cand + z * (at.row(s.h_prev, s.h_prev_stride) - cand);
     });
   }
 
@@ -53,7 +53,7 @@ struct GruCell {
       auto hn = at.row(s.aux), dh = at.row(s.dh);
       const A d_cand = dh * (T(1) - z) * (T(1) - cand * cand);  // w.r.t. n's pre-activation
       const A d_r = d_cand * hn * r * (T(1) - r);
-      const A d_z = dh * (at.row(s.h_prev) - cand) * z * (T(1) - z);
+      const A d_z = dh * (at.row(s.h_prev, s.h_prev_stride) - cand) * z * (T(1) - z);
       dh = dh * z;
       cand = d_cand * r;  // w.r.t. h W_hn^T + b_hn
       r = d_r;

@@ -15,11 +15,12 @@ struct StepForward {
   Index row_step;          // rows between them
   T* gates;                // in: pre-activations (input projection + bias); out: activations
   const T* recurrent;      // h_{t-1} W_hh^T, for cells that keep it apart from the gates
-  const T* h_prev;         // h_{t-1}
-  T* h_next;               // out: h_t
+  const T* h_prev;         // h_{t-1}, rows h_prev_stride apart
+  T* h_next;               // out: h_t, rows h_next_stride apart
   T* aux;                  // the cell's per-row state at this step (LSTM: c_{t-1}; GRU: out W_hn h + b_hn)
   T* aux_next;             // LSTM: out c_t
   const T* recurrent_bias; // GRU: b_hn (natural unit order)
+  Index h_prev_stride, h_next_stride;
 };
 
 template <class T>
@@ -27,13 +28,14 @@ struct StepBackward {
   Index rows;
   Index row_step;
   T* gates;         // in: activations; out: d loss / d (recurrent pre-activations)
-  const T* h_prev;  // h_{t-1}
+  const T* h_prev;  // h_{t-1}, rows h_prev_stride apart
   T* aux;           // LSTM: c_{t-1}; GRU: in W_hn h + b_hn, out d loss / d n pre-activation
   const T* aux_next;  // LSTM: c_t
   T* dh;            // in: d loss / d h_t; out: the part of d loss / d h_{t-1} not through W_hh
   T* dc;            // LSTM: in d loss / d c_t, out d loss / d c_{t-1}
   T* bias_grad;        // G*H: += column sums of the gradients w.r.t. h W_hh^T + b_hh (null: no bias)
   T* input_bias_grad;  // G*H: += those w.r.t. x W_ih^T + b_ih, for cells where they differ
+  Index h_prev_stride;
 };
 
 }  // namespace lstm_native
