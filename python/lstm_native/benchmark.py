@@ -214,7 +214,7 @@ def run(shape_ids, threads, reps, out_path, memory=True, stream=True):
     ours_sgemm, torch_sgemm = sgemm_rates()
     peak = max(ours_sgemm, torch_sgemm)
     say(f"Machine: {machine_description(threads)}; torch {torch.__version__}, numpy {np.__version__}")
-    say(f"sgemm 2048^3 in this run: ours (Eigen) {ours_sgemm:.1f} GFLOP/s, torch (MKL) {torch_sgemm:.1f} GFLOP/s")
+    say(f"sgemm 2048^3 in this run: ours (own packed sgemm) {ours_sgemm:.1f} GFLOP/s, torch (MKL) {torch_sgemm:.1f} GFLOP/s")
     say()
     say("Training step (forward, MSE on a Linear head over the last step, backward, clip_grad_norm 1.0, Adam):")
     say()
