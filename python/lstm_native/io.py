@@ -20,7 +20,8 @@ def save(model: Module, path, optimizer=None, scheduler=None, training=None) -> 
     path = os.fspath(path)
     meta = {"format": FORMAT, "version": VERSION, "model": model.to_config(),
             "extra_state": {name: s for name, m in model.named_modules() if (s := m.get_extra_state()) is not None},
-            "optimizer": None, "scheduler": None, "training": training}
+            "optimizer": None, "scheduler": None, "training": training,
+            "metadata": getattr(model, "metadata", None)}   # the user's JSON-able notes (e.g. scalers)
     arrays = {"param/" + name: p.data for name, p in model.named_parameters()}
     arrays.update(getattr(model, "extra_arrays", dict)())
     if optimizer is not None:
@@ -100,6 +101,8 @@ def load(path) -> Module:
         opt = cls(model.parameters(), **hyper)
         restore_optimizer(opt, meta, arrays)
         object.__setattr__(model, "optimizer", opt)
+    if meta.get("metadata") is not None:
+        object.__setattr__(model, "metadata", meta["metadata"])
     training = meta.get("training") or {}
     if "history" in training:
         object.__setattr__(model, "history", History.from_dict(training["history"]))

@@ -1,0 +1,6 @@
+"""python -m lstm_native: the same command as ``lstm-native``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

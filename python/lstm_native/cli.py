@@ -1,0 +1,145 @@
+"""The ``lstm-native`` command (also ``python -m lstm_native``).
+
+    lstm-native demo                       forecast a noisy sine wave, print errors, write 2 PNGs
+    lstm-native train CONFIG.toml|json     train a forecaster on a CSV/NPY file (see recipes.py)
+    lstm-native predict MODEL DATA         forecasts from every window of DATA (CSV to stdout or --out)
+    lstm-native info MODEL                 architecture, parameters, training summary
+    lstm-native bench [...]                the PyTorch comparison (needs torch)
+
+Errors print one line naming the field or file and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+    result = run_demo(epochs=args.epochs, out_dir=args.out_dir, plots=not args.no_plots, seed=args.seed,
+                      verbose=0 if args.quiet else 1)
+    return 0 if np.isfinite(result["test_mse"]) else 1
+
+
+def _train(args) -> int:
+    from .recipes import train_from_config
+    train_from_config(args.config)
+    return 0
+
+
+def _load_model(path):
+    from .io import load
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such model file") from None
+    except (ValueError, KeyError) as exc:
+        raise CommandError(f"{path}: not a usable lstm_native model ({str(exc).splitlines()[0]})") from None
+
+
+def _predict(args) -> int:
+    from .recipes import predict_file
+    model = _load_model(args.model)
+    rows, pred = predict_file(model, args.data)
+    header = ["window_end_row"] + [f"forecast_t+{h + 1}" for h in range(pred.shape[1])]
+    if args.out and args.out.endswith(".npy"):
+        np.save(args.out, pred)
+    else:
+        lines = [",".join(header)] + [f"{r}," + ",".join(f"{v:.9g}" for v in p) for r, p in zip(rows, pred)]
+        text = "\n".join(lines) + "\n"
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+    if args.out:
+        print(f"wrote {len(pred)} forecasts to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _info(args) -> int:
+    model = _load_model(args.model)
+    print(f"model file: {args.model} ({os.path.getsize(args.model) / 1024:.1f} KiB)")
+    print(model)
+    print(f"parameters: {model.num_parameters():,}")
+    for name, p in model.named_parameters():
+        print(f"  {name:32s} {str(p.data.shape):16s} {p.data.dtype}")
+    history = getattr(model, "history", None)
+    if history is not None and history.epoch:
+        last = {k: v[-1] for k, v in history.history.items()}
+        print(f"trained {len(history.epoch)} epochs; last: " + ", ".join(f"{k} {v:.6g}" for k, v in last.items()
+                                                                         if isinstance(v, (int, float))))
+    meta = getattr(model, "metadata", None)
+    if isinstance(meta, dict) and meta.get("kind") == "forecaster":
+        print(f"forecaster: columns {meta['columns']}, target {meta['columns'][meta['target']]!r}, "
+              f"lookback {meta['lookback']}, horizon {meta['horizon']}, trained on {meta['trained_on']}")
+        if meta.get("test", {}).get("test_mse") is not None:
+            print(f"test MSE {meta['test']['test_mse']:.6g} (naive {meta['test']['naive_test_mse']:.6g})")
+    return 0
+
+
+def _bench(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CommandError("bench compares with PyTorch: pip install torch (the CPU build is enough)") from None
+    from .benchmark import main as bench_main
+    return bench_main(args.bench_args) or 0
+
+
+class CommandError(Exception):
+    """An error to report in one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstm-native", description="Fast CPU LSTM/GRU training: demo, train, "
+                                     "predict, info, bench.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    demo = sub.add_parser("demo", help="forecast a noisy sine wave and compare with the naive baseline")
+    demo.add_argument("--epochs", type=int, default=60, help="at most this many epochs (early stopping)")
+    demo.add_argument("--out-dir", default=".", help="where to write demo_loss.png and demo_forecast.png")
+    demo.add_argument("--no-plots", action="store_true", help="skip the PNGs")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(run=_demo)
+    train = sub.add_parser("train", help="train a forecaster described in a TOML/JSON config")
+    train.add_argument("config")
+    train.set_defaults(run=_train)
+    predict = sub.add_parser("predict", help="forecast from every window of a CSV/NPY file")
+    predict.add_argument("model")
+    predict.add_argument("data")
+    predict.add_argument("--out", default=None, help="a .csv or .npy file (default: CSV on stdout)")
+    predict.set_defaults(run=_predict)
+    info = sub.add_parser("info", help="describe a saved model")
+    info.add_argument("model")
+    info.set_defaults(run=_info)
+    bench = sub.add_parser("bench", help="benchmark against PyTorch (options: lstm-native bench --help)",
+                           add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .recipes import ConfigError
+    try:
+        return args.run(args)
+    except (CommandError, ConfigError) as exc:
+        print(f"lstm-native {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"lstm-native {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lstm-native {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
