@@ -65,7 +65,7 @@ void recurrent_step(const StepArgs<T>& a, StepScratch<T>& s) {
   // LSTM: aux is c_{t-1} -> c_t; GRU: aux receives W_hn h + b_hn (not needed afterwards).
   T* aux = Cell::kCellState ? a.c : s.aux_next.data();
   StepForward<T> step{B, 1, s.gates.data(), s.recurrent.data(), a.h, s.h_next.data(), aux, s.aux_next.data(),
-                      Cell::recurrent_bias(a.weights.b_hh, H)};
+                      Cell::recurrent_bias(a.weights.b_hh, H), /*h_prev_stride=*/H, /*h_next_stride=*/H};
   Cell::forward(step, layout, 0, layout.blocks());
   std::copy_n(s.h_next.data(), B * H, a.h);
   if (Cell::kCellState) std::copy_n(s.aux_next.data(), B * H, a.c);

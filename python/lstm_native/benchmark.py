@@ -136,29 +136,47 @@ def sgemm_rates(size=2048, reps=5):
 
 
 def stream_latency(B, I, H, steps=2000):
-    """Median per-step latency (s) of one-step inference with carried state, ours vs torch."""
+    """Median per-step latency (s) of online prediction with carried state: our
+    ``model.stream().step`` (LSTM + Linear head) and bare ``LSTM.step`` against torch's nn.LSTM
+    (+ nn.Linear) called on one step with its state. Returns (ours stream, ours layer, torch
+    model, torch layer)."""
     import torch
     import lstm_native as ln
-    lstm = ln.LSTM(I, H, seed=0)
-    tl = torch.nn.LSTM(I, H)
+    model = ln.Sequential(ln.LSTM(I, H, batch_first=True, seed=0), ln.LastTimestep(), ln.Linear(H, 1, seed=0))
+    lstm = model[0]
+    tl, thead = torch.nn.LSTM(I, H), torch.nn.Linear(H, 1)
     tl.load_state_dict({k: torch.from_numpy(v) for k, v in lstm.state_dict().items()})
+    thead.load_state_dict({k: torch.from_numpy(v) for k, v in model[2].state_dict().items()})
     x = np.random.default_rng(0).standard_normal((steps, 1, B, I)).astype(np.float32)
     tx = torch.from_numpy(x)
 
-    def ours():
+    def ours_stream():
+        stream = model.stream()
+        for t in range(steps):
+            stream.step(x[t, 0])
+
+    def ours_layer():
         state = None
         with ln.no_grad():
             for t in range(steps):
                 _, state = lstm.step(x[t, 0], state)
 
-    def theirs():
+    def theirs_model():
+        state = None
+        with torch.no_grad():
+            for t in range(steps):
+                out, state = tl(tx[t], state)
+                thead(out[0])
+
+    def theirs_layer():
         state = None
         with torch.no_grad():
             for t in range(steps):
                 _, state = tl(tx[t], state)
 
-    ours_s, theirs_s, _ = interleaved(ours, theirs, 7, 20)
-    return ours_s / steps, theirs_s / steps
+    o_stream, t_model, _ = interleaved(ours_stream, theirs_model, 7, 20)
+    o_layer, t_layer, _ = interleaved(ours_layer, theirs_layer, 7, 20)
+    return o_stream / steps, o_layer / steps, t_model / steps, t_layer / steps
 
 
 def memory_probe(framework, shape_id, steps=3):
@@ -252,11 +270,14 @@ def run(shape_ids, threads, reps, out_path, memory=True, stream=True):
             f"**{r['infer_torch'] / r['infer_ours']:.2f}x** | {f / r['infer_ours'] / 1e9:.1f} |")
     if stream:
         sid, B, I, H = STREAM_SHAPE
-        o, t = stream_latency(B, I, H)
-        results[sid] = dict(step_ours=o, step_torch=t)
+        o, ol, t, tl = stream_latency(B, I, H)
+        results[sid] = dict(step_ours=o, step_torch=t, layer_step_ours=ol, layer_step_torch=tl)
         say()
-        say(f"{sid} streaming inference, one step at a time with carried state (B{B} I{I} H{H}): "
-            f"ours {o * 1e6:.1f} us, torch {t * 1e6:.1f} us per step: **{t / o:.1f}x**")
+        say(f"{sid} streaming inference, one step at a time with carried state (B{B} I{I} H{H}), per step:")
+        say(f"- model (LSTM + Linear head): ours `stream.step` {o * 1e6:.1f} us, torch nn.LSTM+nn.Linear "
+            f"{t * 1e6:.1f} us: **{t / o:.1f}x**")
+        say(f"- layer alone: ours `LSTM.step` {ol * 1e6:.1f} us, torch nn.LSTM on one step {tl * 1e6:.1f} us: "
+            f"**{tl / ol:.1f}x**")
     if memory:
         say()
         say("Peak memory of training steps above the process's memory before the model was built (MiB, fresh processes):")

@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from . import ops
+from ._backend import core
 from ._checks import float_array, to_numpy
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
@@ -38,6 +39,8 @@ class Linear(Module):
     """y = x W^T + b over the last axis of x (any leading axes), as torch.nn.Linear:
     ``weight`` (out_features, in_features), ``bias`` (out_features,), both ~ U(-1/sqrt(in), 1/sqrt(in))."""
 
+    stream_pointwise = True   # acts on each time step alone
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, seed=None, dtype=np.float32):
         super().__init__()
         self.in_features = _positive("in_features", in_features)
@@ -58,6 +61,16 @@ class Linear(Module):
             y += self.bias.data
         self._x = x if is_grad_enabled() else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
+
+    def stream_step(self, x_t, state):
+        # one small product per step: skip forward's bookkeeping (the core still checks x_t)
+        if type(x_t) is np.ndarray and x_t.ndim == 2 and x_t.dtype == self.weight.dtype \
+                and x_t.shape[1] == self.in_features and x_t.flags.c_contiguous:
+            y = core.matmul(x_t, self.weight.data, False, True, None, False)
+            if self.bias is not None:
+                y += self.bias.data
+            return y, None
+        return self.forward(x_t), None
 
     def backward(self, grad, need_input_grad: bool = True):
         x = _need_forward(self, self._x)
@@ -84,6 +97,8 @@ class Embedding(Module):
     """Integer ids (any shape) -> vectors (..., embedding_dim), as torch.nn.Embedding:
     ``weight`` (num_embeddings, embedding_dim) ~ N(0, 1); the padding_idx row is zero and
     gets no gradient. The gradient is dense (rows of ids not seen stay zero)."""
+
+    stream_pointwise = True   # acts on each time step alone
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -133,6 +148,8 @@ class Embedding(Module):
 class Dropout(Module):
     """Zeroes each element with probability p in training (scaling the rest by 1/(1-p))."""
 
+    stream_pointwise = True   # acts on each time step alone
+
     def __init__(self, p: float = 0.5, seed=None):
         super().__init__()
         if not 0.0 <= float(p) < 1.0:
@@ -151,6 +168,9 @@ class Dropout(Module):
         self._mask = mask if is_grad_enabled() else None
         return x * mask
 
+    def stream_step(self, x_t, state):
+        return x_t, None          # streams are inference: dropout is off
+
     def backward(self, grad):
         mask = _need_forward(self, self._mask)
         return np.asarray(grad) * mask
@@ -167,6 +187,8 @@ class Dropout(Module):
 
 class _Elementwise(Module):
     """An activation applied element by element; subclasses give f and f' (from f's output)."""
+
+    stream_pointwise = True   # acts on each time step alone
 
     def forward(self, x):
         y = self.f(np.asarray(x))
@@ -207,6 +229,8 @@ class Sigmoid(_Elementwise):
 class LayerNorm(Module):
     """Normalises the last axis to zero mean and unit variance, then scales and shifts, as
     torch.nn.LayerNorm over one axis: ``weight`` (ones) and ``bias`` (zeros), both (features,)."""
+
+    stream_pointwise = True   # acts on each time step alone
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5, elementwise_affine: bool = True, dtype=np.float32):
         super().__init__()
@@ -300,6 +324,9 @@ class LastTimestep(Module):
     def output_lengths(self, lengths):
         return None  # no time axis after this layer
 
+    def stream_step(self, x_t, state):
+        return x_t, None          # in a stream the current step is the last one
+
 
 class TimeDistributed(Module):
     """Applies a layer to every time step: (B, T, ...) -> layer on (B*T, ...) -> (B, T, ...)."""
@@ -321,6 +348,12 @@ class TimeDistributed(Module):
         grad = np.asarray(grad)
         dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]))
         return None if dx is None else dx.reshape(self._shape + dx.shape[1:])
+
+    def stream_check(self):
+        self.layer.stream_check()
+
+    def stream_step(self, x_t, state):
+        return self.layer.stream_step(x_t, state)
 
     def to_config(self):
         return {"class": "TimeDistributed", "layer": self.layer.to_config()}
@@ -353,6 +386,17 @@ class Residual(Module):
 
     def seq_backward(self, grad, need_input_grad=True):
         return self.backward(grad)
+
+    def stream_check(self):
+        self.layer.stream_check()
+
+    def stream_step(self, x_t, state):
+        y, state = self.layer.stream_step(x_t, state)
+        return x_t + y, state
+
+    def seq_forward_state(self, x, state, lengths=None):
+        y, state = self.layer.seq_forward_state(x, state, lengths)
+        return x + y, state
 
     def to_config(self):
         return {"class": "Residual", "layer": self.layer.to_config()}

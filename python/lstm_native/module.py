@@ -179,6 +179,35 @@ class Module:
     def output_lengths(self, lengths):
         return lengths
 
+    # -- state carried across calls (model.stream(), predict(initial_state=...)) ----------
+    # A model's state is one entry per module: None for stateless layers, (h, c) for an LSTM,
+    # h for a GRU, a list for a container. Layers that act on each time step alone set
+    # stream_pointwise and stream by applying forward to x_t; recurrent layers carry their
+    # state; the rest (attention, convolution) need the whole sequence and cannot stream.
+    stream_pointwise = False
+
+    def stream_check(self) -> None:
+        """Raises TypeError if this module cannot run one time step at a time."""
+        if not self.stream_pointwise and type(self).stream_step is Module.stream_step:
+            raise TypeError(f"{type(self).__name__} needs the whole sequence, so a model holding it cannot stream")
+
+    def stream_step(self, x_t, state):
+        """One time step of a stream: x_t (batch, features) -> (y_t, new state)."""
+        self.stream_check()
+        return self.forward(x_t), None
+
+    def seq_forward_state(self, x, state, lengths=None):
+        """Whole-sequence forward from ``state``: (y, final state). Stateless layers: state None."""
+        if state is not None:
+            raise ValueError(f"{type(self).__name__} holds no state, but was given {type(state).__name__}")
+        return self.seq_forward(x, lengths), None
+
+    def stream(self, initial_state=None):
+        """An online predictor: ``s = model.stream(); y_t = s.step(x_t)`` gives the model's output
+        for the series so far, as a whole-sequence call would, with O(1) work per step."""
+        from .streaming import Stream
+        return Stream(self, initial_state)
+
     # -- training (the Keras-like loop in training.py) ----------------------------------
     def fit(self, X, y, **kwargs):
         """Trains on (X, y) with batches along the first axis; returns a History. Arguments:
@@ -194,9 +223,13 @@ class Module:
         from .training import evaluate
         return evaluate(self, X, y, **kwargs)
 
-    def predict(self, X, lengths=None, batch_size=None):
+    def predict(self, X, lengths=None, batch_size=None, initial_state=None, return_state=False):
+        """Outputs for X in eval mode. With initial_state (a state returned before) the
+        sequences continue from it; return_state=True returns (outputs, final state), so a long
+        series can be fed in chunks with the same result as one call."""
         from .training import predict
-        return predict(self, X, lengths=lengths, batch_size=batch_size)
+        return predict(self, X, lengths=lengths, batch_size=batch_size, initial_state=initial_state,
+                       return_state=return_state)
 
     def save(self, path) -> None:
         """Writes architecture, weights and (after fit) optimizer state and history to one file."""

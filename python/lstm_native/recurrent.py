@@ -195,6 +195,57 @@ class RecurrentBase(Module):
                                 h[layer], None if c is None else c[layer], self._workspaces[layer])
         return (h[-1, 0] if unbatched else h[-1]), h, c
 
+    # Streams and stateful predict carry the state: (h, c) for an LSTM, h for a GRU.
+    def _split_state(self, state):
+        if not self.has_cell_state:
+            return state, None
+        if state is None:
+            return None, None
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise TypeError(f"an LSTM's state must be a tuple (h, c), got {type(state).__name__}")
+        return state
+
+    def stream_check(self):
+        if self.bidirectional:
+            raise TypeError("a bidirectional layer needs the whole sequence, so a model holding it cannot stream")
+
+    def stream_step(self, x_t, state):
+        # The stream's own state arrays are updated in place by the core (so two streams on
+        # one model never share buffers); checks are kept to attribute tests on the hot path.
+        h, c = self._split_state(state)
+        x = x_t if (type(x_t) is np.ndarray and x_t.dtype == self.dtype and x_t.flags.c_contiguous) \
+            else float_array(x_t, "x_t", self.dtype)
+        unbatched = x.ndim == 1
+        if unbatched:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (batch, {self.input_size}) or ({self.input_size},), "
+                             f"got {np.shape(x_t)}")
+        shape = (self.num_layers, x.shape[0], self.hidden_size)
+        if h is None:
+            h = np.zeros(shape, self.dtype)
+            c = np.zeros(shape, self.dtype) if self.has_cell_state else None
+        elif self.has_cell_state and c is None:
+            raise ValueError("an LSTM's state needs both h and c")
+
+        def own(given, name):   # the stream's own C-contiguous copy, checked
+            if type(given) is np.ndarray and given.shape == shape and given.dtype == self.dtype \
+                    and given.flags.c_contiguous:
+                return given
+            arr = float_array(given, name, self.dtype)
+            require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
+            return arr.copy()
+
+        h = own(h, "h0")
+        c = None if c is None else own(c, "c0")
+        for layer in range(self.num_layers):
+            core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], self._layer_params(layer, "data")[0],
+                                h[layer], None if c is None else c[layer], self._workspaces[layer])
+        return (h[-1, 0] if unbatched else h[-1]), ((h, c) if self.has_cell_state else h)
+
+    def seq_forward_state(self, x, state, lengths=None):
+        return self.forward(x, hx=state, lengths=lengths)
+
     # Sequential runs recurrent layers on their output sequence alone.
     def seq_forward(self, x, lengths=None):
         return self.forward(x, lengths=lengths)[0]

@@ -62,6 +62,31 @@ class Sequential(Module):
             lengths = layer.output_lengths(lengths)
         return lengths
 
+    def stream_check(self):
+        for layer in self:
+            layer.stream_check()
+
+    def stream_step(self, x_t, state):
+        state = [None] * len(self) if state is None else state
+        new_state = []
+        for layer, s in zip(self, state):
+            x_t, s = layer.stream_step(x_t, s)
+            new_state.append(s)
+        return x_t, new_state
+
+    def seq_forward_state(self, x, state, lengths=None):
+        if state is None:
+            state = [None] * len(self)
+        elif not isinstance(state, (list, tuple)) or len(state) != len(self):
+            raise ValueError(f"state must be a list of {len(self)} entries (one per layer, None for stateless "
+                             f"layers), got {type(state).__name__}" + (f" of {len(state)}" if isinstance(state, (list, tuple)) else ""))
+        new_state = []
+        for layer, s in zip(self, state):
+            x, s = layer.seq_forward_state(x, s, lengths)
+            lengths = layer.output_lengths(lengths)
+            new_state.append(s)
+        return x, new_state
+
     def to_config(self):
         return {"class": "Sequential", "layers": [layer.to_config() for layer in self]}
 

@@ -258,21 +258,54 @@ def evaluate(model: Module, X, y, loss="mse", batch_size: int = 256, lengths=Non
     return result
 
 
-def predict(model: Module, X, lengths=None, batch_size=None):
-    """The model's outputs for X in eval mode, in batches (all at once by default)."""
+def _state_rows(state, rows):
+    """The batch rows ``rows`` (a slice) of a model state; state arrays are (layers, batch, hidden)."""
+    if state is None:
+        return None
+    if isinstance(state, (list, tuple)):
+        return type(state)(_state_rows(s, rows) for s in state)
+    return np.asarray(state)[:, rows]
+
+
+def _state_concat(states):
+    first = states[0]
+    if first is None:
+        return None
+    if isinstance(first, (list, tuple)):
+        return type(first)(_state_concat([s[i] for s in states]) for i in range(len(first)))
+    return np.concatenate(states, axis=1)
+
+
+def predict(model: Module, X, lengths=None, batch_size=None, initial_state=None, return_state=False):
+    """The model's outputs for X in eval mode, in batches (all at once by default); from
+    ``initial_state`` and returning the final state too when asked (see Module.predict)."""
     _check_batch_first(model)
     X = _inputs(X, model)
     n = len(X)
     batch_size = n if batch_size is None else int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    stateful = initial_state is not None or return_state
     was_training = model.training
     model.eval()
+    outs, states = [], []
     try:
         with no_grad():
-            outs = [model.seq_forward(X[i:i + batch_size], None if lengths is None else np.asarray(lengths)[i:i + batch_size])
-                    for i in range(0, n, batch_size)]
+            for i in range(0, n, batch_size):
+                rows = slice(i, i + batch_size)
+                lb = None if lengths is None else np.asarray(lengths)[rows]
+                if stateful:
+                    out, state = model.seq_forward_state(X[rows], _state_rows(initial_state, rows), lb)
+                    states.append(state)
+                else:
+                    out = model.seq_forward(X[rows], lb)
+                outs.append(out)
     finally:
         model.train(was_training)
-    return outs[0] if len(outs) == 1 else np.concatenate(outs)
+    out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+    if return_state:
+        return out, (states[0] if len(states) == 1 else _state_concat(states))
+    return out
 
 
 class _Progress:
