@@ -168,13 +168,7 @@ class RecurrentBase(Module):
         if self.bidirectional:
             raise ValueError("step() runs a unidirectional layer one step at a time; a bidirectional layer "
                              "needs the whole sequence")
-        x = float_array(x_t, "x_t", self.dtype)
-        unbatched = x.ndim == 1
-        if unbatched:
-            x = x[None]
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (batch, {self.input_size}) or ({self.input_size},), "
-                             f"got {np.shape(x_t)}")
+        x, unbatched = self._step_input(x_t)
         L, B, H = self.num_layers, x.shape[0], self.hidden_size
         state = self.__dict__.get("_step_state")
         if state is None or state[0].shape[1] != B:
@@ -190,10 +184,26 @@ class RecurrentBase(Module):
                 given = float_array(given, name, self.dtype)
                 require_shape(given, name, (L, B, H), "(num_layers, batch, hidden_size)")
                 np.copyto(own, given)
-        for layer in range(L):
+        self._advance(x, h, c)
+        return (h[-1, 0] if unbatched else h[-1]), h, c
+
+    def _step_input(self, x_t):
+        """x_t as a (batch, input_size) array of the layer's dtype, and whether it came unbatched."""
+        x = x_t if (type(x_t) is np.ndarray and x_t.dtype == self.dtype and x_t.flags.c_contiguous) \
+            else float_array(x_t, "x_t", self.dtype)
+        unbatched = x.ndim == 1
+        if unbatched:
+            x = x[None]
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (batch, {self.input_size}) or ({self.input_size},), "
+                             f"got {np.shape(x_t)}")
+        return x, unbatched
+
+    def _advance(self, x, h, c):
+        """One step through the stack; the core updates h and c (num_layers, batch, hidden) in place."""
+        for layer in range(self.num_layers):
             core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], self._layer_params(layer, "data")[0],
                                 h[layer], None if c is None else c[layer], self._workspaces[layer])
-        return (h[-1, 0] if unbatched else h[-1]), h, c
 
     # Streams and stateful predict carry the state: (h, c) for an LSTM, h for a GRU.
     def _split_state(self, state):
@@ -213,14 +223,7 @@ class RecurrentBase(Module):
         # The stream's own state arrays are updated in place by the core (so two streams on
         # one model never share buffers); checks are kept to attribute tests on the hot path.
         h, c = self._split_state(state)
-        x = x_t if (type(x_t) is np.ndarray and x_t.dtype == self.dtype and x_t.flags.c_contiguous) \
-            else float_array(x_t, "x_t", self.dtype)
-        unbatched = x.ndim == 1
-        if unbatched:
-            x = x[None]
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (batch, {self.input_size}) or ({self.input_size},), "
-                             f"got {np.shape(x_t)}")
+        x, unbatched = self._step_input(x_t)
         shape = (self.num_layers, x.shape[0], self.hidden_size)
         if h is None:
             h = np.zeros(shape, self.dtype)
@@ -238,9 +241,7 @@ class RecurrentBase(Module):
 
         h = own(h, "h0")
         c = None if c is None else own(c, "c0")
-        for layer in range(self.num_layers):
-            core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], self._layer_params(layer, "data")[0],
-                                h[layer], None if c is None else c[layer], self._workspaces[layer])
+        self._advance(x, h, c)
         return (h[-1, 0] if unbatched else h[-1]), ((h, c) if self.has_cell_state else h)
 
     def seq_forward_state(self, x, state, lengths=None):
