@@ -83,8 +83,10 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", type=int, default=32, help="LSTM units per direction")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--threads", type=int, default=0, help="kernel threads (0: the library's default)")
     p.add_argument("--verbose", type=int, default=0)
     a = p.parse_args(argv)
+    ln.set_num_threads(a.threads)
     r = run(quick=a.quick, seed=a.seed, hidden=a.hidden, epochs=a.epochs, verbose=a.verbose)
     print(f"{len(CLASSES)} classes of signals, lengths 10-60; {r['n_train']} training, {r['n_test']} test sequences, "
           f"{r['epochs']} epochs")

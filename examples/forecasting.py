@@ -120,8 +120,10 @@ def main(argv=None) -> dict:
     p.add_argument("--hidden", type=int, default=32, help="LSTM units")
     p.add_argument("--epochs", type=int, default=None, help="at most this many (early stopping on validation)")
     p.add_argument("--plot", action="store_true", help="write PNG plots (needs matplotlib)")
+    p.add_argument("--threads", type=int, default=0, help="kernel threads (0: the library's default)")
     p.add_argument("--verbose", type=int, default=0, help="0 silent, 1 progress bar, 2 a line per epoch")
     a = p.parse_args(argv)
+    ln.set_num_threads(a.threads)
     r = run(quick=a.quick, seed=a.seed, hidden=a.hidden, epochs=a.epochs, plot=a.plot, verbose=a.verbose)
     print(f"Energy load, {r['hours']} hours, lookback {LOOKBACK} h, horizon {HORIZON} h, "
           f"{r['test_windows']} test windows, {r['epochs_run']} epochs")

@@ -98,8 +98,10 @@ def main(argv=None) -> dict:
     p.add_argument("--hidden", type=int, default=None, help="LSTM units (default 96 quick, 192 full)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--samples", type=int, default=160, help="characters to generate per temperature")
+    p.add_argument("--threads", type=int, default=0, help="kernel threads (0: the library's default)")
     p.add_argument("--verbose", type=int, default=0)
     a = p.parse_args(argv)
+    ln.set_num_threads(a.threads)
     r = run(quick=a.quick, seed=a.seed, hidden=a.hidden, epochs=a.epochs, samples=a.samples, verbose=a.verbose)
     print(f"sample_text: {r['chars']} characters, vocabulary {r['vocab']}, {r['train_windows']} training windows, "
           f"{r['epochs']} epochs")
