@@ -51,12 +51,12 @@ def make_signals(n: int, rng, min_len: int = 10, max_len: int = 60, noise: float
 def run(quick: bool = False, seed: int = 0, hidden: int = 32, epochs: int | None = None, verbose: int = 0) -> dict:
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    n_train = 1200 if quick else 4000
+    n_train = 2000 if quick else 6000
     train_seqs, y_train = make_signals(n_train, rng)
     test_seqs, y_test = make_signals(1000, rng)
     X_train, len_train = data.pad_sequences(train_seqs)            # (N, 60, 1) and (N,)
     X_test, len_test = data.pad_sequences(test_seqs, maxlen=X_train.shape[1])
-    epochs = epochs or (10 if quick else 25)
+    epochs = epochs or (15 if quick else 30)
 
     model = ln.Sequential(
         ln.LSTM(1, hidden, batch_first=True, bidirectional=True, seed=seed),   # (B, T, 2H), zero past each length

@@ -64,8 +64,8 @@ def seasonal_naive(X: np.ndarray) -> np.ndarray:
 def run(quick: bool = False, seed: int = 0, hidden: int = 32, epochs: int | None = None, plot: bool = False,
         verbose: int = 0) -> dict:
     start = time.perf_counter()
-    hours = 24 * (120 if quick else 730)
-    epochs = epochs or (12 if quick else 30)
+    hours = 24 * (240 if quick else 730)
+    epochs = epochs or (25 if quick else 40)
     series = energy_load(hours, seed=seed)
 
     # Windows first, then split in time order; the scaler sees only the training hours.

@@ -32,26 +32,27 @@ def one_thread():
 
 def test_forecasting_beats_both_baselines():
     r = load("forecasting").run(quick=True)
-    assert r["lstm_mse"] * 2 <= r["naive_mse"]          # FILLME
-    assert r["lstm_mse"] * 1.5 <= r["seasonal_mse"]     # FILLME
+    assert r["lstm_mse"] * 4 <= r["naive_mse"]          # measured 8.2-9.1x (seeds 0-2)
+    assert r["lstm_mse"] * 2 <= r["seasonal_mse"]       # measured 3.4-4.3x (seeds 0-2)
 
 
 def test_text_generation_reaches_low_bpc_and_writes_text():
     r = load("text_generation").run(quick=True, samples=60)
-    assert r["val_bpc"] <= 0.6                          # FILLME; uniform guessing costs ~4.95 bits
+    # measured 0.37-0.41 (seeds 0-2); uniform guessing costs ~4.95 bits
+    assert r["val_bpc"] <= 0.55
     for sample in r["samples"].values():
         assert sample.startswith("The ") and len(sample) == 64
 
 
 def test_classification_of_variable_length_sequences():
     r = load("classification").run(quick=True)
-    assert r["test_accuracy"] >= 0.88                   # FILLME; chance is 0.25
+    assert r["test_accuracy"] >= 0.92                   # measured 0.96-0.97 (seeds 0-2); chance is 0.25
 
 
 def test_seq2seq_translates_held_out_dates():
     r = load("seq2seq").run(quick=True)
-    assert r["exact_match"] >= 0.9                      # FILLME
-    assert r["token_accuracy"] >= 0.97                  # FILLME
+    assert r["exact_match"] >= 0.95                     # measured 0.997-1.0 (seeds 0-2)
+    assert r["token_accuracy"] >= 0.99                  # measured 0.9995-1.0 (seeds 0-2)
 
 
 def test_seq2seq_attention_backward_matches_finite_differences():
@@ -114,4 +115,4 @@ def test_seq2seq_whole_backward_matches_finite_differences():
 def test_gru_and_lstm_both_beat_the_mean_on_the_adding_problem():
     r = load("gru_vs_lstm").run(quick=True)
     for cell in ("GRU", "LSTM"):
-        assert r[cell]["test_mse"] * 20 <= r["baseline_mse"], cell   # FILLME
+        assert r[cell]["test_mse"] * 20 <= r["baseline_mse"], cell   # measured 200-1300x (seeds 0-2)
