@@ -11,9 +11,9 @@ weights only the valid steps, so the padding never reaches the prediction.
     python examples/classification.py            # full
     python examples/classification.py --quick    # a smaller run for CI
 
-Measured on a shared 2-core machine (seed 0), held-out test accuracy:
-    full : FILLME
-    quick: FILLME
+Measured on a shared 2-core machine, one kernel thread (--threads 1), held-out accuracy:
+    full  (6000 sequences, 30 epochs, 46 s): 0.997 (seed 0); 0.993 on sequences shorter than 25
+    quick (2000 sequences, 15 epochs, 5-7 s): 0.961-0.972 (seeds 0-2); 0.91-0.95 on short ones
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def main(argv=None) -> dict:
     r = run(quick=a.quick, seed=a.seed, hidden=a.hidden, epochs=a.epochs, verbose=a.verbose)
     print(f"{len(CLASSES)} classes of signals, lengths 10-60; {r['n_train']} training, {r['n_test']} test sequences, "
           f"{r['epochs']} epochs")
-    print(f"  {'accuracy':28s}{'':>8s}")
+    print(f"  {'':28s}{'accuracy':>8s}")
     for key, label in (("train_accuracy", "train (last epoch)"), ("test_accuracy", "test"),
                        ("test_accuracy_short", "test, length < 25"), ("test_accuracy_long", "test, length >= 25"),
                        ("chance", "chance")):

@@ -10,13 +10,16 @@ The scaler is fitted on the training part only, predictions are scaled back to m
 and the errors are compared with two baselines: the last observed value (naive) and the
 value 24 hours earlier (seasonal naive), which is hard to beat on daily-periodic data.
 
-    python examples/forecasting.py            # full: 2 years of hours, 30 epochs
+    python examples/forecasting.py            # full: 2 years of hours, up to 40 epochs
     python examples/forecasting.py --quick    # a smaller run for CI
     python examples/forecasting.py --plot     # also writes forecasting_*.png
 
-Measured on a shared 2-core machine (seed 0), test set, MW:
-    full : LSTM MSE ~ FILLME
-    quick: LSTM MSE ~ FILLME
+Measured on a shared 2-core machine, one kernel thread (--threads 1), test set:
+    full  (2 years, 40 epochs, 31 s): LSTM MSE 842 MW^2 (MAE 21.8), naive 8968, seasonal naive 4059:
+                                      10.7x better than naive, 4.8x than seasonal naive (seed 0)
+    quick (240 days, <= 25 epochs, 4-6 s): 8.2-9.1x better than naive, 3.4-4.3x than seasonal
+                                      naive (seeds 0-2); the error grows with the horizon
+                                      (1 h ahead ~350 MW^2, 6 h ahead ~1270 MW^2 in the full run)
 """
 from __future__ import annotations
 

@@ -12,8 +12,18 @@ Each model: RNN(2, H) -> last time step -> Linear(H, 1), Adam, gradient clipping
     python examples/gru_vs_lstm.py --quick     # a smaller run for CI
     python examples/gru_vs_lstm.py --steps 50  # longer memory
 
-Measured on a shared 2-core machine (seed 0):
-    FILLME
+Measured on a shared 2-core machine, one kernel thread (--threads 1), hidden 32:
+                          full (50 steps, 6000 seqs, 30 epochs)   quick (25 steps, 2000, 25 epochs)
+                               GRU        LSTM                     GRU            LSTM
+    parameters                 3489       4641                     3489           4641
+    seconds per epoch          0.30       0.36                     0.055-0.08     0.065-0.10
+    test MSE                   5e-5       1.2e-4                   1.2e-4-2.3e-4  2.9e-4-8.2e-4 (seeds 0-2)
+    first epoch val MSE<0.01   3          8                        5-6            11-14
+    baseline (predict mean)    0.178                               0.16-0.17
+Remarks: on this task GRU got there sooner and a little lower, with 25% fewer parameters and
+~15-20% less time per epoch (3 gates against 4). That is one task, one size and a few seeds;
+the LSTM's separate cell state tends to matter more for longer memories, and with enough
+epochs both solve the adding problem here, far below the baseline. Try --steps 100.
 """
 from __future__ import annotations
 

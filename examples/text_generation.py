@@ -11,9 +11,11 @@ of re-running the whole growing prefix. The step uses the very weights fit train
     python examples/text_generation.py            # full
     python examples/text_generation.py --quick    # a smaller run for CI
 
-Measured on a shared 2-core machine (seed 0), validation bpc:
-    full : FILLME
-    quick: FILLME
+Measured on a shared 2-core machine, one kernel thread (--threads 1), validation bpc:
+    full  (800 sentences, LSTM 192, 30 epochs, 59 s): 0.334 (seed 0), next-char accuracy 0.90
+    quick (250 sentences, LSTM 96, 12 epochs, 3.5 s): 0.37-0.41 (seeds 0-2)
+Uniform guessing costs log2(31) = 4.95 bits. The grammar picks one of 10*8*8*8 sentences,
+about 12.3 bits per ~52-character sentence, so no model can go below ~0.24 bpc here.
 """
 from __future__ import annotations
 
