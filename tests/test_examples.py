@@ -2,7 +2,7 @@
 data (measured values and the seeds they were checked on are noted beside each bar).
 
 Kernels run on one thread here: on a shared machine two OpenMP threads competing with other
-processes were measured 3-10x slower than one for these small shapes, and the bars are
+processes were measured 3-13x slower than one for these small shapes, and the bars are
 about learning, not speed."""
 import importlib.util
 import pathlib
