@@ -50,7 +50,8 @@ def plot_history(history, path, title: str = "Training loss", log_scale: bool = 
 
 
 def plot_predictions(y_true, y_pred, path, baseline=None, title: str = "Test set: true vs predicted",
-                     xlabel: str = "time step", ylabel: str = "value", max_points: int = 150) -> None:
+                     xlabel: str = "time step", ylabel: str = "value", max_points: int = 150,
+                     label: str = "LSTM prediction", baseline_label: str = "naive (last value)") -> None:
     """The true series against the model's predictions (and a baseline's, when given)."""
     plt = _pyplot()
     n = min(len(y_true), max_points)
@@ -58,9 +59,9 @@ def plot_predictions(y_true, y_pred, path, baseline=None, title: str = "Test set
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     ax.plot(t, np.asarray(y_true).reshape(len(y_true), -1)[:n, 0], label="true", color="black", linewidth=1.4)
     if baseline is not None:
-        ax.plot(t, np.asarray(baseline).reshape(len(baseline), -1)[:n, 0], label="naive (last value)",
+        ax.plot(t, np.asarray(baseline).reshape(len(baseline), -1)[:n, 0], label=baseline_label,
                 color="tab:gray", linestyle=":", linewidth=1.2)
-    ax.plot(t, np.asarray(y_pred).reshape(len(y_pred), -1)[:n, 0], label="LSTM prediction", color="tab:orange",
+    ax.plot(t, np.asarray(y_pred).reshape(len(y_pred), -1)[:n, 0], label=label, color="tab:orange",
             linestyle="--", linewidth=1.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
