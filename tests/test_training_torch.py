@@ -57,5 +57,7 @@ def test_loss_curves_agree_with_torch_over_50_steps(variable_length):
             theirs.append(loss.item())
     ours, theirs = np.array(ours[:50]), np.array(theirs[:50])
     assert len(ours) == 50
-    assert np.max(np.abs(ours - theirs) / np.abs(theirs)) < 1e-4
+    curve_err = np.max(np.abs(ours - theirs) / np.abs(theirs))
+    print(f"loss curves: max relative difference {curve_err:.2e} over 50 steps")
+    assert curve_err < 1e-4
     assert theirs[-5:].mean() < 0.5 * theirs[:5].mean()   # and it did learn
