@@ -182,7 +182,6 @@ def stream_latency(B, I, H, steps=2000):
 def memory_probe(framework, shape_id, steps=3):
     """Runs in a fresh process: peak resident memory (MiB) of training steps above what the
     process held before building the model (imports and data excluded)."""
-    import resource
     cell, B, T, I, H, L, bi, _ = SHAPES[shape_id]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, T, I)).astype(np.float32)
@@ -199,8 +198,17 @@ def memory_probe(framework, shape_id, steps=3):
         step = make_torch(None, cell, B, T, I, H, L, bi)[0]
     for _ in range(steps):
         step(x, y)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return peak - baseline
+    return _peak_rss_mib() - baseline
+
+
+def _peak_rss_mib():
+    # VmHWM belongs to this process image; ru_maxrss is not usable here because Linux carries
+    # it across fork+exec, so a child of a large parent reports the parent's size.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _rss_mib():
