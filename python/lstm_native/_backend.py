@@ -1,8 +1,9 @@
 """Loads the compiled core built for the best instruction set this CPU has.
 
 A portable build ships one extension per x86-64 level: ``_core`` (baseline SSE2),
-``_core_avx2`` (x86-64-v3: AVX2, FMA) and ``_core_avx512`` (x86-64-v4). A source build made
-with ``-DLSTM_NATIVE_TARGET=native`` ships only ``_core``, built for the building machine.
+``_core_avx2`` (x86-64-v3: AVX2, FMA) and ``_core_avx512`` (x86-64-v4); a host build (the
+default of ``pip install .``) ships ``_core`` and the one level the building machine runs. A
+build made with ``-DLSTM_NATIVE_TARGET=native`` ships only ``_core``, for the building machine.
 Set ``LSTM_NATIVE_ISA=baseline|avx2|avx512`` to force one (for testing the portable path).
 """
 from __future__ import annotations
