@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "kernels/conv1d.h"
 #include "optim.h"
 #include "recurrent_instances.h"
 #include "step_loop.h"
@@ -506,6 +507,93 @@ py::array matmul_py(const py::object& a, const py::object& b, bool trans_a, bool
   return matmul_typed<float>(arr, b, trans_a, trans_b, out, accumulate);
 }
 
+// -- Conv1d ------------------------------------------------------------------------------
+template <class T>
+Conv1dShape conv1d_shape(const py::array& x, const py::array& weight, Index stride, Index padding, Index dilation) {
+  if (stride < 1) throw py::value_error("stride must be >= 1");
+  if (padding < 0) throw py::value_error("padding must be >= 0");
+  if (dilation < 1) throw py::value_error("dilation must be >= 1");
+  if (x.ndim() != 3) throw py::value_error("x must be 3-D (batch, time, in_channels)");
+  if (weight.ndim() != 3) throw py::value_error("weight must be 3-D (out_channels, in_channels, kernel_size)");
+  Conv1dShape s{x.shape(0), x.shape(1), x.shape(2), weight.shape(0), weight.shape(2), stride, padding, dilation};
+  if (weight.shape(1) != s.in_channels)
+    throw py::value_error("x has " + std::to_string(s.in_channels) + " channels, weight expects " +
+                          std::to_string(weight.shape(1)));
+  if (s.out_steps() < 1)
+    throw py::value_error("kernel_size " + std::to_string(s.kernel) + " with dilation " + std::to_string(dilation) +
+                          " reaches past the padded sequence of " + std::to_string(s.steps + 2 * padding) + " steps");
+  return s;
+}
+
+template <class T>
+py::array conv1d_forward_typed(const py::array& x_in, const py::object& weight_in, const py::object& bias_in,
+                               Index stride, Index padding, Index dilation) {
+  py::array x = checked<T>(x_in, "x", {-1, -1, -1});
+  py::array weight = checked<T>(weight_in, "weight", {-1, -1, -1});
+  const Conv1dShape s = conv1d_shape<T>(x, weight, stride, padding, dilation);
+  require_finite<T>(x, "x");
+  std::vector<py::array> keep;
+  const T* bias = optional_input<T>(bias_in, "bias", {s.out_channels}, keep);
+  py::array_t<T> y({s.batch, s.out_steps(), s.out_channels});
+  T* py_ = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::vector<T> cols;
+    conv1d_forward(s, data_of<T>(x), data_of<T>(weight), bias, py_, cols);
+  }
+  return y;
+}
+
+template <class T>
+py::object conv1d_backward_typed(const py::array& x_in, const py::object& weight_in, const py::object& dy_in,
+                                 Index stride, Index padding, Index dilation, const py::object& dweight_in,
+                                 const py::object& dbias_in, bool need_input_grad) {
+  py::array x = checked<T>(x_in, "x", {-1, -1, -1});
+  py::array weight = checked<T>(weight_in, "weight", {-1, -1, -1});
+  const Conv1dShape s = conv1d_shape<T>(x, weight, stride, padding, dilation);
+  py::array dy = checked<T>(dy_in, "grad", {s.batch, s.out_steps(), s.out_channels});
+  require_finite<T>(dy, "grad");
+  py::array dweight = checked<T>(dweight_in, "weight.grad", {s.out_channels, s.in_channels, s.kernel});
+  T* dw = output_of<T>(dweight, "weight.grad");
+  T* db = nullptr;
+  py::array dbias;
+  if (!dbias_in.is_none()) {
+    dbias = checked<T>(dbias_in, "bias.grad", {s.out_channels});
+    db = output_of<T>(dbias, "bias.grad");
+  }
+  py::array_t<T> dx;
+  T* pdx = nullptr;
+  if (need_input_grad) {
+    dx = py::array_t<T>({s.batch, s.steps, s.in_channels});
+    pdx = dx.mutable_data();
+  }
+  {
+    py::gil_scoped_release release;
+    std::vector<T> cols;
+    conv1d_backward(s, data_of<T>(x), data_of<T>(weight), data_of<T>(dy), dw, db, pdx, cols);
+  }
+  if (!need_input_grad) return py::none();
+  return dx;
+}
+
+py::array conv1d_forward_py(const py::object& x, const py::object& weight, const py::object& bias, Index stride,
+                            Index padding, Index dilation) {
+  if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a NumPy array");
+  py::array arr = py::reinterpret_borrow<py::array>(x);
+  if (has_dtype<double>(arr)) return conv1d_forward_typed<double>(arr, weight, bias, stride, padding, dilation);
+  return conv1d_forward_typed<float>(arr, weight, bias, stride, padding, dilation);
+}
+
+py::object conv1d_backward_py(const py::object& x, const py::object& weight, const py::object& dy, Index stride,
+                              Index padding, Index dilation, const py::object& dweight, const py::object& dbias,
+                              bool need_input_grad) {
+  if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a NumPy array");
+  py::array arr = py::reinterpret_borrow<py::array>(x);
+  if (has_dtype<double>(arr))
+    return conv1d_backward_typed<double>(arr, weight, dy, stride, padding, dilation, dweight, dbias, need_input_grad);
+  return conv1d_backward_typed<float>(arr, weight, dy, stride, padding, dilation, dweight, dbias, need_input_grad);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
@@ -542,6 +630,11 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
         "Backpropagation through time for the workspace's last forward; parameter gradients accumulate into "
         "grads. dout_last (B, D*H) is a gradient at each sequence's last step only. Returns (dx or None, dh0, "
         "dc0 or None).");
+  m.def("conv1d_forward", &conv1d_forward_py, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), "Conv1d over time on (B, T, C_in): one GEMM over all positions.");
+  m.def("conv1d_backward", &conv1d_backward_py, py::arg("x"), py::arg("weight"), py::arg("grad"), py::arg("stride"),
+        py::arg("padding"), py::arg("dilation"), py::arg("weight_grad"), py::arg("bias_grad"),
+        py::arg("need_input_grad"), "Accumulates weight/bias gradients; returns dx (or None).");
   m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,
         "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");

@@ -10,10 +10,12 @@ from ._grad_mode import is_grad_enabled, no_grad
 from . import layers
 from .attention import Attention
 from .clip import clip_grad_norm_, clip_grad_value_
+from .conv import Conv1d, MaxPool1d
 from .io import load
 from .layers import (Dropout, Embedding, LastTimestep, LayerNorm, Linear, ReLU, Residual, Sigmoid, Tanh,
                      TimeDistributed)
 from .module import Module, Parameter
+from .multihead_attention import MultiheadAttention
 from .recurrent import GRU, LSTM
 from .sequential import Sequential
 from .training import History, NonFiniteLossError
@@ -37,6 +39,6 @@ def backend_isa() -> str:
 
 
 __all__ = ["LSTM", "GRU", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
-           "TimeDistributed", "Residual", "Attention", "Sequential", "Module", "Parameter", "History",
+           "TimeDistributed", "Residual", "Attention", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
            "load", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa"]
