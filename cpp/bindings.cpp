@@ -18,6 +18,8 @@
 
 #include "gemm.h"
 #include "kernels/conv1d.h"
+#include "kernels/natural_cells.h"
+#include "qgemm.h"
 #include "optim.h"
 #include "recurrent_instances.h"
 #include "step_loop.h"
@@ -594,6 +596,125 @@ py::object conv1d_backward_py(const py::object& x, const py::object& weight, con
   return conv1d_backward_typed<float>(arr, weight, dy, stride, padding, dilation, dweight, dbias, need_input_grad);
 }
 
+// -- int8 dynamic quantisation ----------------------------------------------------------
+// An integer array of exactly this element type (int8, uint8, int32), C order, given shape.
+template <class T>
+py::array checked_integer(const py::handle& obj, const char* name, const std::vector<Index>& shape) {
+  const char kind = std::is_signed_v<T> ? 'i' : 'u';
+  const char* label = std::is_same_v<T, int8_t> ? "int8" : std::is_same_v<T, uint8_t> ? "uint8" : "int32";
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a NumPy array of " + label);
+  py::array arr = py::reinterpret_borrow<py::array>(obj);
+  if (arr.dtype().kind() != kind || arr.dtype().itemsize() != static_cast<py::ssize_t>(sizeof(T)))
+    throw py::type_error(std::string(name) + " must have dtype " + label + ", got " +
+                         py::str(arr.dtype()).cast<std::string>());
+  if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
+  bool ok = arr.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || arr.shape(i) == shape[i];
+  if (!ok) {
+    std::vector<Index> got(arr.shape(), arr.shape() + arr.ndim());
+    throw py::value_error(std::string(name) + " must have shape " + shape_text(shape) + ", got " + shape_text(got));
+  }
+  return arr;
+}
+
+py::tuple quantize_weights_py(const py::object& w_in) {
+  py::array w = checked<float>(w_in, "weight", {-1, -1});
+  require_finite<float>(w, "weight");
+  const Index n = w.shape(0), k = w.shape(1), kp = qgemm::padded_depth(k);
+  py::array_t<int8_t> q({n, kp});
+  py::array_t<float> scale(n);
+  py::array_t<int32_t> row_sum(n);
+  {
+    py::gil_scoped_release release;
+    qgemm::quantize_weights(data_of<float>(w), n, k, k, q.mutable_data(), scale.mutable_data(), row_sum.mutable_data());
+  }
+  return py::make_tuple(q, scale, row_sum);
+}
+
+py::tuple quantize_activations_py(const py::object& x_in) {
+  py::array x = checked<float>(x_in, "x", {-1, -1});
+  require_finite<float>(x, "x");
+  const Index m = x.shape(0), k = x.shape(1), kp = qgemm::padded_depth(k);
+  py::array_t<uint8_t> q({m, kp});
+  py::array_t<float> scale(m);
+  py::array_t<int32_t> zero(m);
+  {
+    py::gil_scoped_release release;
+    qgemm::quantize_activations(data_of<float>(x), m, k, k, q.mutable_data(), scale.mutable_data(), zero.mutable_data());
+  }
+  return py::make_tuple(q, scale, zero);
+}
+
+py::array gemm_u8s8_py(const py::object& x_in, const py::object& w_in) {
+  py::array x = checked_integer<uint8_t>(x_in, "x_q", {-1, -1});
+  const Index m = x.shape(0), kp = x.shape(1);
+  if (kp % qgemm::kDepthStep) throw py::value_error("x_q's depth must be a multiple of 32 (use quantize_activations)");
+  py::array w = checked_integer<int8_t>(w_in, "w_q", {-1, kp});
+  const Index n = w.shape(0);
+  py::array_t<int32_t> c({m, n});
+  {
+    py::gil_scoped_release release;
+    qgemm::gemm_u8s8(m, n, kp, static_cast<const uint8_t*>(x.data()), static_cast<const int8_t*>(w.data()),
+                     c.mutable_data());
+  }
+  return c;
+}
+
+// y = x W^T + bias with W given quantised: x is quantised per row here, then the int8 GEMM.
+py::array quantized_linear_py(const py::object& x_in, const py::object& w_in, const py::object& scale_in,
+                              const py::object& row_sum_in, const py::object& bias_in, Index in_features,
+                              const py::object& out_in, bool accumulate) {
+  py::array x = checked<float>(x_in, "x", {-1, in_features});
+  require_finite<float>(x, "x");
+  const Index m = x.shape(0), kp = qgemm::padded_depth(in_features);
+  py::array w = checked_integer<int8_t>(w_in, "weight_q", {-1, kp});
+  const Index n = w.shape(0);
+  py::array scale = checked<float>(scale_in, "weight_scale", {n});
+  py::array row_sum = checked_integer<int32_t>(row_sum_in, "weight_row_sum", {n});
+  std::vector<py::array> keep;
+  const float* bias = optional_input<float>(bias_in, "bias", {n}, keep);
+  py::array out = out_in.is_none() ? py::array(py::array_t<float>({m, n})) : checked<float>(out_in, "out", {m, n});
+  float* po = output_of<float>(out, "out");
+  {
+    py::gil_scoped_release release;
+    std::vector<uint8_t> x_q(static_cast<size_t>(m * kp));
+    std::vector<float> x_scale(static_cast<size_t>(m));
+    std::vector<int32_t> x_zero(static_cast<size_t>(m));
+    qgemm::quantize_activations(data_of<float>(x), m, in_features, in_features, x_q.data(), x_scale.data(),
+                                x_zero.data());
+    qgemm::gemm_dequantize(m, n, kp, x_q.data(), x_scale.data(), x_zero.data(), static_cast<const int8_t*>(w.data()),
+                           data_of<float>(scale), static_cast<const int32_t*>(row_sum.data()), bias, po, n,
+                           accumulate);
+  }
+  return out;
+}
+
+void natural_cell_step_py(const std::string& cell, const py::object& gx_in, const py::object& gh_in,
+                          const py::object& h_in, const py::object& c_in, const py::object& active_in) {
+  if (cell != "lstm" && cell != "gru") throw py::value_error("cell must be 'lstm' or 'gru'");
+  const bool lstm = cell == "lstm";
+  py::array h = checked<float>(h_in, "h", {-1, -1});
+  const Index B = h.shape(0), H = h.shape(1), G = lstm ? 4 : 3;
+  py::array gx = checked<float>(gx_in, "gx", {B, G * H});
+  py::array gh = checked<float>(gh_in, "gh", {B, G * H});
+  float* pc = nullptr;
+  py::array c;
+  if (lstm) {
+    c = checked<float>(c_in, "c", {B, H});
+    pc = output_of<float>(c, "c");
+  }
+  const uint8_t* active = nullptr;
+  py::array act;
+  if (!active_in.is_none()) {
+    act = checked_integer<uint8_t>(active_in, "active", {B});
+    active = static_cast<const uint8_t*>(act.data());
+  }
+  float* ph = output_of<float>(h, "h");
+  py::gil_scoped_release release;
+  DenormalsFlushed flushed;
+  natural_cell_step(lstm, B, H, data_of<float>(gx), data_of<float>(gh), ph, pc, active);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
@@ -635,6 +756,17 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
   m.def("conv1d_backward", &conv1d_backward_py, py::arg("x"), py::arg("weight"), py::arg("grad"), py::arg("stride"),
         py::arg("padding"), py::arg("dilation"), py::arg("weight_grad"), py::arg("bias_grad"),
         py::arg("need_input_grad"), "Accumulates weight/bias gradients; returns dx (or None).");
+  m.attr("qgemm_kernel") = qgemm::kernel_name();
+  m.def("quantize_weights", &quantize_weights_py, py::arg("weight"),
+        "Symmetric per-row int8: (w_q (n, padded k), scale (n,), row_sum (n,)).");
+  m.def("quantize_activations", &quantize_activations_py, py::arg("x"),
+        "Asymmetric per-row 7-bit: (x_q uint8 (m, padded k), scale (m,), zero (m,)).");
+  m.def("gemm_u8s8", &gemm_u8s8_py, py::arg("x_q"), py::arg("w_q"), "Exact int32 x_q w_q^T.");
+  m.def("quantized_linear", &quantized_linear_py, py::arg("x"), py::arg("weight_q"), py::arg("weight_scale"),
+        py::arg("weight_row_sum"), py::arg("bias"), py::arg("in_features"), py::arg("out") = py::none(),
+        py::arg("accumulate") = false, "x W^T + bias with x quantised per row at run time and W int8.");
+  m.def("natural_cell_step", &natural_cell_step_py, py::arg("cell"), py::arg("gx"), py::arg("gh"), py::arg("h"),
+        py::arg("c"), py::arg("active"), "One LSTM/GRU cell step on natural-order gate pre-activations.");
   m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,
         "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");

@@ -23,7 +23,8 @@ def save(model: Module, path, optimizer=None, scheduler=None, training=None) -> 
             "optimizer": None, "scheduler": None, "training": training,
             "metadata": getattr(model, "metadata", None)}   # the user's JSON-able notes (e.g. scalers)
     arrays = {"param/" + name: p.data for name, p in model.named_parameters()}
-    arrays.update(getattr(model, "extra_arrays", dict)())
+    for name, module in model.named_modules():
+        arrays.update({f"buffer/{name + '.' if name else ''}{k}": v for k, v in module.buffers().items()})
     if optimizer is not None:
         state = optimizer.state_dict()
         meta["optimizer"] = {k: state[k] for k in ("class", "hyperparameters", "steps")}
@@ -70,8 +71,11 @@ def read(path):
 def restore_weights(model: Module, meta, arrays) -> None:
     """Loads saved parameters and module states into a model of the same architecture."""
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    if hasattr(model, "load_extra_arrays"):
-        model.load_extra_arrays(arrays)
+    for name, module in model.named_modules():
+        prefix = f"buffer/{name + '.' if name else ''}"
+        own = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix) and "." not in k[len(prefix):]}
+        if own:
+            module.load_buffers(own)
     model.load_state_dict(params)
     modules = dict(model.named_modules())
     for name, state in meta.get("extra_state", {}).items():

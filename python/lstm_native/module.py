@@ -261,6 +261,14 @@ class Module:
             raise ValueError(f"unknown module class {key!r}: import the code that defines it before loading")
         return _REGISTRY[key].from_config(config)
 
+    def buffers(self) -> dict:
+        """Arrays besides parameters that define this module (the int8 weights of quantised
+        layers); saved and loaded with the model."""
+        return {}
+
+    def load_buffers(self, arrays: dict) -> None:
+        pass
+
     def get_extra_state(self):
         """State besides parameters that a resumed run needs (random generators); JSON-able or None."""
         return None

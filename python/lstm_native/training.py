@@ -65,9 +65,8 @@ def _inputs(X, model, name="X"):
 
 
 def _check_batch_first(model):
-    from .recurrent import RecurrentBase
     for name, m in model.named_modules():
-        if isinstance(m, RecurrentBase) and not m.batch_first:
+        if getattr(m, "batch_first", None) is False:
             raise ValueError(f"fit/predict batch along the first axis of X: build {name or 'the'} "
                              f"{type(m).__name__} with batch_first=True")
 
@@ -103,6 +102,10 @@ def fit(model: Module, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_
         lengths=None, callbacks=(), shuffle: bool = True, verbose: int = 1, seed=None, scheduler=None,
         loss_kwargs=None, resume_from=None) -> History:
     """Trains model on (X, y); see Module.fit."""
+    for _, m in model.named_modules():
+        if getattr(m, "inference_only", False):
+            from .quantization import INFERENCE_ONLY
+            raise RuntimeError(INFERENCE_ONLY)
     _check_batch_first(model)
     X = _inputs(X, model)
     y = to_numpy(y, "y")

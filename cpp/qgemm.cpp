@@ -1,0 +1,195 @@
+// The int8 GEMM of dynamic quantisation (see qgemm.h for the number formats).
+//
+// Dot-product form: both operands are row-major with the depth contiguous, so a tile of
+// 2 activation rows x 4 weight rows keeps 8 vector accumulators and reads each 32-byte chunk
+// of those 6 rows once. AVX2: vpmaddubsw (u8 x s8 -> pairs summed into int16, which 7-bit
+// activations keep from saturating), vpmaddwd by ones (-> int32), vpaddd. Elsewhere plain
+// loops, the same exact integers.
+#include "qgemm.h"
+
+#include "threads.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace lstm_native {
+namespace qgemm {
+
+const char* kernel_name() {
+#if defined(__AVX2__)
+  return "avx2";
+#else
+  return "portable";
+#endif
+}
+
+void quantize_weights(const float* w, Index n, Index k, Index ldw, int8_t* w_q, float* scale, int32_t* row_sum) {
+  const Index kp = padded_depth(k);
+  for (Index r = 0; r < n; ++r) {
+    const float* row = w + r * ldw;
+    float amax = 0.f;
+    for (Index j = 0; j < k; ++j) amax = std::max(amax, std::fabs(row[j]));
+    const float s = amax > 0.f ? amax / 127.f : 1.f;
+    int32_t sum = 0;
+    int8_t* q = w_q + r * kp;
+    for (Index j = 0; j < k; ++j) {
+      const int v = static_cast<int>(std::nearbyint(row[j] / s));
+      q[j] = static_cast<int8_t>(std::clamp(v, -127, 127));
+      sum += q[j];
+    }
+    std::fill(q + k, q + kp, int8_t(0));
+    scale[r] = s;
+    row_sum[r] = sum;
+  }
+}
+
+void quantize_activations(const float* x, Index m, Index k, Index ldx, uint8_t* x_q, float* scale, int32_t* zero) {
+  const Index kp = padded_depth(k);
+  for (Index r = 0; r < m; ++r) {
+    const float* row = x + r * ldx;
+    float lo = 0.f, hi = 0.f;   // the range always holds 0, so 0 is exact (zero padding, ReLU outputs)
+    for (Index j = 0; j < k; ++j) {
+      lo = std::min(lo, row[j]);
+      hi = std::max(hi, row[j]);
+    }
+    const float s = hi > lo ? (hi - lo) / kActivationMax : 1.f;
+    const int z = std::clamp(static_cast<int>(std::nearbyint(-lo / s)), 0, kActivationMax);
+    uint8_t* q = x_q + r * kp;
+    const float inv = 1.f / s;
+    for (Index j = 0; j < k; ++j) {
+      const int v = static_cast<int>(std::nearbyint(row[j] * inv)) + z;
+      q[j] = static_cast<uint8_t>(std::clamp(v, 0, kActivationMax));
+    }
+    std::fill(q + k, q + kp, uint8_t(0));
+    scale[r] = s;
+    zero[r] = z;
+  }
+}
+
+namespace {
+
+#if defined(__AVX2__)
+inline int32_t horizontal_sum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline __m256i dot_chunk(__m256i acc, __m256i a, __m256i b, __m256i ones) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+}
+
+// out[i * 4 + j] = row a_i . row b_j for 2 activation rows and 4 weight rows.
+inline void tile_2x4(const uint8_t* a0, const uint8_t* a1, const int8_t* b, Index kp, int32_t* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00,
+          c13 = c00;
+  for (Index k = 0; k < kp; k += kDepthStep) {
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a0 + k));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a1 + k));
+    __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k));
+    c00 = dot_chunk(c00, x0, w, ones);
+    c10 = dot_chunk(c10, x1, w, ones);
+    w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + kp + k));
+    c01 = dot_chunk(c01, x0, w, ones);
+    c11 = dot_chunk(c11, x1, w, ones);
+    w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2 * kp + k));
+    c02 = dot_chunk(c02, x0, w, ones);
+    c12 = dot_chunk(c12, x1, w, ones);
+    w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 3 * kp + k));
+    c03 = dot_chunk(c03, x0, w, ones);
+    c13 = dot_chunk(c13, x1, w, ones);
+  }
+  out[0] = horizontal_sum(c00), out[1] = horizontal_sum(c01), out[2] = horizontal_sum(c02);
+  out[3] = horizontal_sum(c03), out[4] = horizontal_sum(c10), out[5] = horizontal_sum(c11);
+  out[6] = horizontal_sum(c12), out[7] = horizontal_sum(c13);
+}
+
+inline int32_t dot(const uint8_t* a, const int8_t* b, Index kp) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+  for (Index k = 0; k < kp; k += kDepthStep)
+    acc = dot_chunk(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + k)),
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k)), ones);
+  return horizontal_sum(acc);
+}
+#else
+inline int32_t dot(const uint8_t* a, const int8_t* b, Index kp) {
+  int32_t acc = 0;
+  for (Index k = 0; k < kp; ++k) acc += int32_t(a[k]) * int32_t(b[k]);
+  return acc;
+}
+
+inline void tile_2x4(const uint8_t* a0, const uint8_t* a1, const int8_t* b, Index kp, int32_t* out) {
+  for (int j = 0; j < 4; ++j) {
+    out[j] = dot(a0, b + j * kp, kp);
+    out[4 + j] = dot(a1, b + j * kp, kp);
+  }
+}
+#endif
+
+// Calls emit(row, col, value) for every product of rows [m0, m1) x cols [n0, n1).
+template <class Emit>
+void products(Index m0, Index m1, Index n0, Index n1, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit) {
+  constexpr Index kRowBlock = 128;   // activation rows kept in L2 while the weight rows pass
+  int32_t tile[8];
+  for (Index mb = m0; mb < m1; mb += kRowBlock) {
+    const Index me = std::min(m1, mb + kRowBlock);
+    Index n = n0;
+    for (; n + 4 <= n1; n += 4) {
+      Index m = mb;
+      for (; m + 2 <= me; m += 2) {
+        tile_2x4(a + m * kp, a + (m + 1) * kp, b + n * kp, kp, tile);
+        for (int j = 0; j < 4; ++j) emit(m, n + j, tile[j]), emit(m + 1, n + j, tile[4 + j]);
+      }
+      for (; m < me; ++m)
+        for (int j = 0; j < 4; ++j) emit(m, n + j, dot(a + m * kp, b + (n + j) * kp, kp));
+    }
+    for (; n < n1; ++n)
+      for (Index m = mb; m < me; ++m) emit(m, n, dot(a + m * kp, b + n * kp, kp));
+  }
+}
+
+// Splits the product over the pool: by activation rows when there are many, else by
+// weight rows (in fours, the tile width).
+template <class Emit>
+void products_parallel(Index m, Index n, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit) {
+  const int threads = threads_for(2.0 * m * n * kp, 4e6);
+  run_team(threads, [&](int id, int size) {
+    Index b0, b1;
+    if (m >= 256 * size) {
+      share(m, id, size, &b0, &b1);
+      products(b0, b1, 0, n, kp, a, b, emit);
+    } else {
+      const Index quads = (n + 3) / 4;
+      share(quads, id, size, &b0, &b1);
+      products(0, m, b0 * 4, std::min(n, b1 * 4), kp, a, b, emit);
+    }
+  });
+}
+
+}  // namespace
+
+void gemm_u8s8(Index m, Index n, Index kp, const uint8_t* x_q, const int8_t* w_q, int32_t* c) {
+  products_parallel(m, n, kp, x_q, w_q, [&](Index i, Index j, int32_t v) { c[i * n + j] = v; });
+}
+
+void gemm_dequantize(Index m, Index n, Index kp, const uint8_t* x_q, const float* x_scale, const int32_t* x_zero,
+                     const int8_t* w_q, const float* w_scale, const int32_t* w_row_sum, const float* bias, float* out,
+                     Index ldo, bool accumulate) {
+  products_parallel(m, n, kp, x_q, w_q, [&](Index i, Index j, int32_t v) {
+    float y = x_scale[i] * w_scale[j] * static_cast<float>(v - x_zero[i] * w_row_sum[j]);
+    if (bias) y += bias[j];
+    float& o = out[i * ldo + j];
+    o = accumulate ? o + y : y;
+  });
+}
+
+}  // namespace qgemm
+}  // namespace lstm_native
