@@ -710,9 +710,14 @@ void natural_cell_step_py(const std::string& cell, const py::object& gx_in, cons
     active = static_cast<const uint8_t*>(act.data());
   }
   float* ph = output_of<float>(h, "h");
+  const float *px = data_of<float>(gx), *pg = data_of<float>(gh);
   py::gil_scoped_release release;
-  DenormalsFlushed flushed;
-  natural_cell_step(lstm, B, H, data_of<float>(gx), data_of<float>(gh), ph, pc, active);
+  run_team(threads_for(20.0 * B * H, 2e5), [&](int id, int size) {   // ~20 flops per unit (transcendentals)
+    Index b0, b1;
+    share(B, id, size, &b0, &b1);
+    natural_cell_step(lstm, b1 - b0, H, px + b0 * G * H, pg + b0 * G * H, ph + b0 * H, pc ? pc + b0 * H : nullptr,
+                      active ? active + b0 : nullptr);
+  });
 }
 
 }  // namespace

@@ -81,6 +81,13 @@ inline int32_t horizontal_sum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// out[0..3] = the lane sums of a, b, c, d (a tree of horizontal adds).
+inline void store_sums(__m256i a, __m256i b, __m256i c, __m256i d, int32_t* out) {
+  const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1)));
+}
+
 inline __m256i dot_chunk(__m256i acc, __m256i a, __m256i b, __m256i ones) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
 }
@@ -106,9 +113,8 @@ inline void tile_2x4(const uint8_t* a0, const uint8_t* a1, const int8_t* b, Inde
     c03 = dot_chunk(c03, x0, w, ones);
     c13 = dot_chunk(c13, x1, w, ones);
   }
-  out[0] = horizontal_sum(c00), out[1] = horizontal_sum(c01), out[2] = horizontal_sum(c02);
-  out[3] = horizontal_sum(c03), out[4] = horizontal_sum(c10), out[5] = horizontal_sum(c11);
-  out[6] = horizontal_sum(c12), out[7] = horizontal_sum(c13);
+  store_sums(c00, c01, c02, c03, out);
+  store_sums(c10, c11, c12, c13, out + 4);
 }
 
 inline int32_t dot(const uint8_t* a, const int8_t* b, Index kp) {
@@ -134,9 +140,11 @@ inline void tile_2x4(const uint8_t* a0, const uint8_t* a1, const int8_t* b, Inde
 }
 #endif
 
-// Calls emit(row, col, value) for every product of rows [m0, m1) x cols [n0, n1).
-template <class Emit>
-void products(Index m0, Index m1, Index n0, Index n1, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit) {
+// Calls emit(row, col, value) for every product of rows [m0, m1) x cols [n0, n1), or
+// emit4(row, col, values) for four neighbouring columns at once.
+template <class Emit, class Emit4>
+void products(Index m0, Index m1, Index n0, Index n1, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit,
+              Emit4&& emit4) {
   constexpr Index kRowBlock = 128;   // activation rows kept in L2 while the weight rows pass
   int32_t tile[8];
   for (Index mb = m0; mb < m1; mb += kRowBlock) {
@@ -146,7 +154,8 @@ void products(Index m0, Index m1, Index n0, Index n1, Index kp, const uint8_t* a
       Index m = mb;
       for (; m + 2 <= me; m += 2) {
         tile_2x4(a + m * kp, a + (m + 1) * kp, b + n * kp, kp, tile);
-        for (int j = 0; j < 4; ++j) emit(m, n + j, tile[j]), emit(m + 1, n + j, tile[4 + j]);
+        emit4(m, n, tile);
+        emit4(m + 1, n, tile + 4);
       }
       for (; m < me; ++m)
         for (int j = 0; j < 4; ++j) emit(m, n + j, dot(a + m * kp, b + (n + j) * kp, kp));
@@ -158,18 +167,18 @@ void products(Index m0, Index m1, Index n0, Index n1, Index kp, const uint8_t* a
 
 // Splits the product over the pool: by activation rows when there are many, else by
 // weight rows (in fours, the tile width).
-template <class Emit>
-void products_parallel(Index m, Index n, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit) {
+template <class Emit, class Emit4>
+void products_parallel(Index m, Index n, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit, Emit4&& emit4) {
   const int threads = threads_for(2.0 * m * n * kp, 4e6);
   run_team(threads, [&](int id, int size) {
     Index b0, b1;
     if (m >= 256 * size) {
       share(m, id, size, &b0, &b1);
-      products(b0, b1, 0, n, kp, a, b, emit);
+      products(b0, b1, 0, n, kp, a, b, emit, emit4);
     } else {
       const Index quads = (n + 3) / 4;
       share(quads, id, size, &b0, &b1);
-      products(0, m, b0 * 4, std::min(n, b1 * 4), kp, a, b, emit);
+      products(0, m, b0 * 4, std::min(n, b1 * 4), kp, a, b, emit, emit4);
     }
   });
 }
@@ -177,18 +186,38 @@ void products_parallel(Index m, Index n, Index kp, const uint8_t* a, const int8_
 }  // namespace
 
 void gemm_u8s8(Index m, Index n, Index kp, const uint8_t* x_q, const int8_t* w_q, int32_t* c) {
-  products_parallel(m, n, kp, x_q, w_q, [&](Index i, Index j, int32_t v) { c[i * n + j] = v; });
+  products_parallel(
+      m, n, kp, x_q, w_q, [&](Index i, Index j, int32_t v) { c[i * n + j] = v; },
+      [&](Index i, Index j, const int32_t* v) { std::copy_n(v, 4, c + i * n + j); });
 }
 
 void gemm_dequantize(Index m, Index n, Index kp, const uint8_t* x_q, const float* x_scale, const int32_t* x_zero,
                      const int8_t* w_q, const float* w_scale, const int32_t* w_row_sum, const float* bias, float* out,
                      Index ldo, bool accumulate) {
-  products_parallel(m, n, kp, x_q, w_q, [&](Index i, Index j, int32_t v) {
+  auto emit = [&](Index i, Index j, int32_t v) {
     float y = x_scale[i] * w_scale[j] * static_cast<float>(v - x_zero[i] * w_row_sum[j]);
     if (bias) y += bias[j];
     float& o = out[i * ldo + j];
     o = accumulate ? o + y : y;
-  });
+  };
+#if defined(__AVX2__)
+  // Four columns of one row at once: the epilogue would otherwise cost as much as the products.
+  auto emit4 = [&](Index i, Index j, const int32_t* v) {
+    const __m128i corrected = _mm_sub_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(v)),
+        _mm_mullo_epi32(_mm_set1_epi32(x_zero[i]), _mm_loadu_si128(reinterpret_cast<const __m128i*>(w_row_sum + j))));
+    __m128 y = _mm_mul_ps(_mm_cvtepi32_ps(corrected), _mm_mul_ps(_mm_set1_ps(x_scale[i]), _mm_loadu_ps(w_scale + j)));
+    if (bias) y = _mm_add_ps(y, _mm_loadu_ps(bias + j));
+    float* o = out + i * ldo + j;
+    if (accumulate) y = _mm_add_ps(y, _mm_loadu_ps(o));
+    _mm_storeu_ps(o, y);
+  };
+#else
+  auto emit4 = [&](Index i, Index j, const int32_t* v) {
+    for (int q = 0; q < 4; ++q) emit(i, j + q, v[q]);
+  };
+#endif
+  products_parallel(m, n, kp, x_q, w_q, emit, emit4);
 }
 
 }  // namespace qgemm

@@ -179,6 +179,60 @@ def stream_latency(B, I, H, steps=2000):
     return o_stream / steps, o_layer / steps, t_model / steps, t_layer / steps
 
 
+QUANT_SHAPE = ("Q1", 128, 50, 512, 1024)   # B, T, I, H: LSTM + Linear head on the last step, forward only
+
+
+def quantized_inference(B, T, I, H, reps=7, budget_s=60):
+    """Median seconds of one forward: ours float32, ours int8, torch float32, torch int8
+    (torch.ao.quantization.quantize_dynamic), interleaved; and the output errors vs float."""
+    import warnings
+    import torch
+    import lstm_native as ln
+    model = ln.Sequential(ln.LSTM(I, H, batch_first=True, seed=0), ln.LastTimestep(), ln.Linear(H, 1, seed=0))
+    qmodel = ln.quantize_dynamic(model)
+
+    class TorchModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head = torch.nn.LSTM(I, H, batch_first=True), torch.nn.Linear(H, 1)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    tmodel = TorchModel()
+    tmodel.lstm.load_state_dict({k: torch.from_numpy(v) for k, v in model[0].state_dict().items()})
+    tmodel.head.load_state_dict({k: torch.from_numpy(v) for k, v in model[2].state_dict().items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tq = torch.ao.quantization.quantize_dynamic(tmodel, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+    x = np.random.default_rng(0).standard_normal((B, T, I)).astype(np.float32)
+    tx = torch.from_numpy(x)
+    runs = {"ours float32": lambda: model.predict(x), "ours int8": lambda: qmodel.predict(x)}
+
+    def torch_run(m):
+        def go():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return m(tx).numpy()
+        return go
+
+    runs.update({"torch float32": torch_run(tmodel), "torch int8": torch_run(tq)})
+    outs = {name: fn() for name, fn in runs.items()}       # warm up, and the outputs for the errors
+    times = {name: [] for name in runs}
+    start = time.perf_counter()
+    for rep in range(reps):
+        for name in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
+            t = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - t)
+        if time.perf_counter() - start > budget_s and rep >= 2:
+            break
+    ref = np.abs(outs["ours float32"]).max()
+    errors = {"ours int8": float(np.abs(outs["ours int8"] - outs["ours float32"]).max() / ref),
+              "torch int8": float(np.abs(outs["torch int8"] - outs["torch float32"]).max() / ref)}
+    return {name: statistics.median(v) for name, v in times.items()}, errors
+
+
 def memory_probe(framework, shape_id, steps=3):
     """Runs in a fresh process: peak resident memory (MiB) of training steps above what the
     process held before building the model (imports and data excluded)."""
@@ -230,7 +284,7 @@ def machine_description(threads):
     return f"{model}, {os.cpu_count()} logical cores, {threads} threads, kernels: {ln.backend_isa()}"
 
 
-def run(shape_ids, threads, reps, out_path, memory=True, stream=True):
+def run(shape_ids, threads, reps, out_path, memory=True, stream=True, quant=True):
     import torch
     import lstm_native as ln
     ln.set_num_threads(threads)
@@ -286,6 +340,21 @@ def run(shape_ids, threads, reps, out_path, memory=True, stream=True):
             f"{t * 1e6:.1f} us: **{t / o:.1f}x**")
         say(f"- layer alone: ours `LSTM.step` {ol * 1e6:.1f} us, torch nn.LSTM on one step {tl * 1e6:.1f} us: "
             f"**{tl / ol:.1f}x**")
+    if quant:
+        sid, B, T, I, H = QUANT_SHAPE
+        q_times, q_errors = quantized_inference(B, T, I, H)
+        results[sid] = dict(times=q_times, errors=q_errors)
+        base = q_times["ours float32"]
+        say()
+        say(f"{sid} quantised inference (LSTM B{B} T{T} I{I} H{H} + Linear head, forward only; error = "
+            f"max |int8 - float32| / max |float32| of the same library's outputs):")
+        say()
+        say("| model | ms | ours float32 / this | error vs float32 |")
+        say("|---|---|---|---|")
+        for name, t in q_times.items():
+            err = q_errors.get(name)
+            say(f"| {name} | {t * 1e3:.1f} | **{base / t:.2f}x** | {'' if err is None else f'{err:.4f}'} |")
+        say(f"\nours int8 vs torch int8: **{q_times['torch int8'] / q_times['ours int8']:.2f}x**")
     if memory:
         say()
         say("Peak memory of training steps above the process's memory before the model was built (MiB, fresh processes):")
@@ -314,6 +383,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="also write the tables (Markdown) to this file")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming-latency measurement")
+    parser.add_argument("--no-quant", action="store_true", help="skip the quantised-inference measurement")
     parser.add_argument("--json", default=None, help="write the raw figures as JSON")
     parser.add_argument("--memory-probe", nargs=2, metavar=("FRAMEWORK", "SHAPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -325,12 +395,13 @@ def main(argv=None):
     except ImportError:
         print("lstm-native bench compares against PyTorch: pip install torch==2.13.0", file=sys.stderr)
         return 2
-    ids = [s.strip().upper() for s in args.shapes.split(",") if s.strip()]
+    ids = [s.strip().upper() for s in args.shapes.split(",") if s.strip() and s.strip().lower() != "none"]
     unknown = [s for s in ids if s not in SHAPES]
     if unknown:
         print(f"unknown shape ids {unknown}; choose from {list(SHAPES)}", file=sys.stderr)
         return 2
-    results = run(ids, args.threads, args.reps, args.out, memory=not args.no_memory, stream=not args.no_stream)
+    results = run(ids, args.threads, args.reps, args.out, memory=not args.no_memory, stream=not args.no_stream,
+                  quant=not args.no_quant)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
