@@ -32,8 +32,10 @@ def _check_sequences(module, x, channels):
     if x.ndim != 3:
         raise ValueError(f"{type(module).__name__}: x must be 3-D (batch, time, channels), got shape {x.shape}")
     if x.shape[2] != channels:
-        raise ValueError(f"{type(module).__name__}: x must have {channels} channels in its last axis, "
+        raise ValueError(f"{type(module).__name__}: x must have {channels} in_channels in its last axis, "
                          f"got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{type(module).__name__}: x is empty (shape {x.shape})")
 
 
 def _shrunk_lengths(module, lengths, steps, batch):
@@ -72,15 +74,19 @@ class Conv1d(Module):
         lengths = np.asarray(lengths)
         out = conv_output_length(lengths, self.kernel_size, self.stride, self.padding, self.dilation)
         if out.size and out.min() < 1:
-            short = int(lengths[np.argmin(out)])
-            raise ValueError(f"Conv1d: a sequence of length {short} is shorter than the kernel's reach "
-                             f"(kernel_size {self.kernel_size}, dilation {self.dilation}, padding {self.padding})")
+            i = int(np.argmin(out))
+            raise ValueError(f"lengths[{i}] = {int(lengths[i])} is too short for Conv1d's kernel "
+                             f"(kernel_size {self.kernel_size}, dilation {self.dilation}, padding {self.padding}): "
+                             "the sequence would have no output steps")
         return out.astype(np.int64)
 
     def forward(self, x, lengths=None):
         x = float_array(x, "x", self.weight.dtype)
         _check_sequences(self, x, self.in_channels)
         B, T, _ = x.shape
+        if conv_output_length(T, self.kernel_size, self.stride, self.padding, self.dilation) < 1:
+            raise ValueError(f"Conv1d: kernel_size {self.kernel_size} (dilation {self.dilation}) is longer than x's "
+                             f"padded sequence of {T + 2 * self.padding} steps")
         out_lengths = _shrunk_lengths(self, lengths, T, B)
         inside = None
         if lengths is not None:
@@ -127,7 +133,7 @@ class MaxPool1d(Module):
         self.stride = self.kernel_size if stride is None else _positive("stride", stride)
         self.padding = _non_negative("padding", padding)
         if self.padding > self.kernel_size // 2:
-            raise ValueError(f"padding must be at most half the kernel size ({self.kernel_size // 2}), got {padding}")
+            raise ValueError(f"padding must be at most half of kernel_size ({self.kernel_size // 2}), got {padding}")
         self._ctx = None
 
     def output_lengths(self, lengths):
@@ -136,8 +142,9 @@ class MaxPool1d(Module):
         lengths = np.asarray(lengths)
         out = conv_output_length(lengths, self.kernel_size, self.stride, self.padding)
         if out.size and out.min() < 1:
-            raise ValueError(f"MaxPool1d: a sequence of length {int(lengths[np.argmin(out)])} is shorter than "
-                             f"kernel_size {self.kernel_size}")
+            i = int(np.argmin(out))
+            raise ValueError(f"lengths[{i}] = {int(lengths[i])} is too short for MaxPool1d's kernel_size "
+                             f"{self.kernel_size}")
         return out.astype(np.int64)
 
     def forward(self, x, lengths=None):
@@ -149,7 +156,7 @@ class MaxPool1d(Module):
         B, T, C = x.shape
         T_out = int(conv_output_length(T, self.kernel_size, self.stride, self.padding))
         if T_out < 1:
-            raise ValueError(f"MaxPool1d: kernel_size {self.kernel_size} is longer than the padded sequence "
+            raise ValueError(f"MaxPool1d: kernel_size {self.kernel_size} is longer than x's padded sequence "
                              f"of {T + 2 * self.padding} steps")
         out_lengths = _shrunk_lengths(self, lengths, T, B)
         padded = np.full((B, T + 2 * self.padding, C), -np.inf, dtype=x.dtype)

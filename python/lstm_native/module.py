@@ -231,11 +231,12 @@ class Module:
         return predict(self, X, lengths=lengths, batch_size=batch_size, initial_state=initial_state,
                        return_state=return_state)
 
-    def save(self, path) -> None:
-        """Writes architecture, weights and (after fit) optimizer state and history to one file."""
+    def save(self, path, include_optimizer: bool = True) -> None:
+        """Writes architecture, weights and (after fit) optimizer state and history to one file;
+        include_optimizer=False leaves the optimizer state out (a file for inference only)."""
         from . import io
         history = getattr(self, "history", None)
-        io.save(self, path, getattr(self, "optimizer", None), None,
+        io.save(self, path, getattr(self, "optimizer", None) if include_optimizer else None, None,
                 None if history is None else {"epoch": len(history.epoch), "history": history.to_dict()})
 
     # -- description and persistence --------------------------------------------------

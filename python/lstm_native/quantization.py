@@ -48,13 +48,18 @@ class QuantizedWeight:
         return core.quantized_linear(x, self.q, self.scale, self.row_sum, bias, self.cols)
 
     def arrays(self, prefix):
-        return {prefix + "_q": self.q, prefix + "_scale": self.scale, prefix + "_row_sum": self.row_sum}
+        """What a file holds: the int8 rows without their padding, and the scales."""
+        return {prefix + "_q": self.q[:, :self.cols], prefix + "_scale": self.scale}
 
     @classmethod
     def from_arrays(cls, arrays, prefix, cols):
-        return cls(np.ascontiguousarray(arrays[prefix + "_q"], np.int8),
-                   np.ascontiguousarray(arrays[prefix + "_scale"], np.float32),
-                   np.ascontiguousarray(arrays[prefix + "_row_sum"], np.int32), cols)
+        stored = np.asarray(arrays[prefix + "_q"])
+        if stored.dtype != np.int8 or stored.ndim != 2 or stored.shape[1] != cols:
+            raise ValueError(f"{prefix}_q must be int8 of shape (rows, {cols}), got {stored.dtype} {stored.shape}")
+        q = np.zeros((stored.shape[0], -(-cols // 32) * 32), np.int8)   # padded rows, as the kernel reads them
+        q[:, :cols] = stored
+        return cls(q, np.ascontiguousarray(arrays[prefix + "_scale"], np.float32),
+                   q.astype(np.int32).sum(axis=1, dtype=np.int32), cols)
 
 
 class _Quantized(Module):
