@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import lstm_native as ln
-from lstm_native import quantization as qz
 from conftest import rel_err
 
 core = ln._core

@@ -18,7 +18,6 @@ import numpy as np
 
 from ._backend import core
 from ._checks import float_array, lengths_array, require_shape, sequence_batch
-from ._grad_mode import is_grad_enabled  # noqa: F401  (kept for symmetry with the float layers)
 from .layers import Linear
 from .module import Module
 from .recurrent import GRU, LSTM, RecurrentBase
@@ -152,7 +151,7 @@ class QuantizedRecurrent(_Quantized):
                                else p.data.astype(np.float32).copy())
         return q
 
-    def _direction(self, x, layer, suffix, reverse, h, c, lengths):
+    def _direction(self, x, suffix, reverse, h, c, lengths):
         """One direction of one layer over time-major x (T, B, I); h, c updated in place."""
         T, B, _ = x.shape
         w_ih, w_hh = self.weights["weight_ih" + suffix], self.weights["weight_hh" + suffix]
@@ -185,8 +184,7 @@ class QuantizedRecurrent(_Quantized):
             outs = []
             for d, suffix in enumerate(self._suffixes(layer)):
                 i = layer * self.num_directions + d
-                outs.append(self._direction(x, layer, suffix, d == 1, h_n[i], None if c_n is None else c_n[i],
-                                            lengths))
+                outs.append(self._direction(x, suffix, d == 1, h_n[i], None if c_n is None else c_n[i], lengths))
             x = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
         out = x.transpose(1, 0, 2).copy() if self.batch_first else x
         return (out, (h_n, c_n)) if self.has_cell_state else (out, h_n)

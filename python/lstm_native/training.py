@@ -6,7 +6,6 @@ recurrent layers used with ``fit`` are built with ``batch_first=True``.
 from __future__ import annotations
 
 import math
-import os
 import sys
 
 import numpy as np
