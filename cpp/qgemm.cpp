@@ -50,25 +50,30 @@ void quantize_weights(const float* w, Index n, Index k, Index ldw, int8_t* w_q, 
 
 void quantize_activations(const float* x, Index m, Index k, Index ldx, uint8_t* x_q, float* scale, int32_t* zero) {
   const Index kp = padded_depth(k);
-  for (Index r = 0; r < m; ++r) {
-    const float* row = x + r * ldx;
-    float lo = 0.f, hi = 0.f;   // the range always holds 0, so 0 is exact (zero padding, ReLU outputs)
-    for (Index j = 0; j < k; ++j) {
-      lo = std::min(lo, row[j]);
-      hi = std::max(hi, row[j]);
+  // Rows are independent: split them over the pool (this pass reads every input once).
+  run_team(threads_for(8.0 * m * k, 1e6), [&](int id, int size) {
+    Index r0, r1;
+    share(m, id, size, &r0, &r1);
+    for (Index r = r0; r < r1; ++r) {
+      const float* row = x + r * ldx;
+      float lo = 0.f, hi = 0.f;   // the range always holds 0, so 0 is exact (zero padding, ReLU outputs)
+      for (Index j = 0; j < k; ++j) {
+        lo = std::min(lo, row[j]);
+        hi = std::max(hi, row[j]);
+      }
+      const float s = hi > lo ? (hi - lo) / kActivationMax : 1.f;
+      const int z = std::clamp(static_cast<int>(std::nearbyint(-lo / s)), 0, kActivationMax);
+      uint8_t* q = x_q + r * kp;
+      const float inv = 1.f / s;
+      for (Index j = 0; j < k; ++j) {
+        const int v = static_cast<int>(std::nearbyint(row[j] * inv)) + z;
+        q[j] = static_cast<uint8_t>(std::clamp(v, 0, kActivationMax));
+      }
+      std::fill(q + k, q + kp, uint8_t(0));
+      scale[r] = s;
+      zero[r] = z;
     }
-    const float s = hi > lo ? (hi - lo) / kActivationMax : 1.f;
-    const int z = std::clamp(static_cast<int>(std::nearbyint(-lo / s)), 0, kActivationMax);
-    uint8_t* q = x_q + r * kp;
-    const float inv = 1.f / s;
-    for (Index j = 0; j < k; ++j) {
-      const int v = static_cast<int>(std::nearbyint(row[j] * inv)) + z;
-      q[j] = static_cast<uint8_t>(std::clamp(v, 0, kActivationMax));
-    }
-    std::fill(q + k, q + kp, uint8_t(0));
-    scale[r] = s;
-    zero[r] = z;
-  }
+  });
 }
 
 namespace {
