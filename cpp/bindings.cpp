@@ -50,12 +50,18 @@ const char* dtype_name() { return sizeof(T) == 4 ? "float32" : "float64"; }
 
 template <class T>
 bool has_dtype(const py::array& a) {
-  const char kind = std::is_floating_point_v<T> ? 'f' : 'i';
+  const char kind = std::is_floating_point_v<T> ? 'f' : std::is_signed_v<T> ? 'i' : 'u';
   return a.dtype().kind() == kind && a.dtype().itemsize() == static_cast<py::ssize_t>(sizeof(T));
 }
 
 template <class T>
-const char* dtype_label() { return std::is_floating_point_v<T> ? dtype_name<T>() : "int64"; }
+const char* dtype_label() {
+  if constexpr (std::is_floating_point_v<T>) return dtype_name<T>();
+  else if constexpr (std::is_same_v<T, int8_t>) return "int8";
+  else if constexpr (std::is_same_v<T, uint8_t>) return "uint8";
+  else if constexpr (std::is_same_v<T, int32_t>) return "int32";
+  else return "int64";
+}
 
 // The argument itself (never a copy, so results written into it stay), after checking
 // it is a NumPy array of dtype T in C order with the expected shape (-1: any size).
@@ -597,26 +603,6 @@ py::object conv1d_backward_py(const py::object& x, const py::object& weight, con
 }
 
 // -- int8 dynamic quantisation ----------------------------------------------------------
-// An integer array of exactly this element type (int8, uint8, int32), C order, given shape.
-template <class T>
-py::array checked_integer(const py::handle& obj, const char* name, const std::vector<Index>& shape) {
-  const char kind = std::is_signed_v<T> ? 'i' : 'u';
-  const char* label = std::is_same_v<T, int8_t> ? "int8" : std::is_same_v<T, uint8_t> ? "uint8" : "int32";
-  if (!py::isinstance<py::array>(obj)) throw py::type_error(std::string(name) + " must be a NumPy array of " + label);
-  py::array arr = py::reinterpret_borrow<py::array>(obj);
-  if (arr.dtype().kind() != kind || arr.dtype().itemsize() != static_cast<py::ssize_t>(sizeof(T)))
-    throw py::type_error(std::string(name) + " must have dtype " + label + ", got " +
-                         py::str(arr.dtype()).cast<std::string>());
-  if (!(arr.flags() & py::array::c_style)) throw py::value_error(std::string(name) + " must be C-contiguous");
-  bool ok = arr.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || arr.shape(i) == shape[i];
-  if (!ok) {
-    std::vector<Index> got(arr.shape(), arr.shape() + arr.ndim());
-    throw py::value_error(std::string(name) + " must have shape " + shape_text(shape) + ", got " + shape_text(got));
-  }
-  return arr;
-}
-
 py::tuple quantize_weights_py(const py::object& w_in) {
   py::array w = checked<float>(w_in, "weight", {-1, -1});
   require_finite<float>(w, "weight");
@@ -646,10 +632,10 @@ py::tuple quantize_activations_py(const py::object& x_in) {
 }
 
 py::array gemm_u8s8_py(const py::object& x_in, const py::object& w_in) {
-  py::array x = checked_integer<uint8_t>(x_in, "x_q", {-1, -1});
+  py::array x = checked<uint8_t>(x_in, "x_q", {-1, -1});
   const Index m = x.shape(0), kp = x.shape(1);
   if (kp % qgemm::kDepthStep) throw py::value_error("x_q's depth must be a multiple of 32 (use quantize_activations)");
-  py::array w = checked_integer<int8_t>(w_in, "w_q", {-1, kp});
+  py::array w = checked<int8_t>(w_in, "w_q", {-1, kp});
   const Index n = w.shape(0);
   py::array_t<int32_t> c({m, n});
   {
@@ -667,10 +653,10 @@ py::array quantized_linear_py(const py::object& x_in, const py::object& w_in, co
   py::array x = checked<float>(x_in, "x", {-1, in_features});
   require_finite<float>(x, "x");
   const Index m = x.shape(0), kp = qgemm::padded_depth(in_features);
-  py::array w = checked_integer<int8_t>(w_in, "weight_q", {-1, kp});
+  py::array w = checked<int8_t>(w_in, "weight_q", {-1, kp});
   const Index n = w.shape(0);
   py::array scale = checked<float>(scale_in, "weight_scale", {n});
-  py::array row_sum = checked_integer<int32_t>(row_sum_in, "weight_row_sum", {n});
+  py::array row_sum = checked<int32_t>(row_sum_in, "weight_row_sum", {n});
   std::vector<py::array> keep;
   const float* bias = optional_input<float>(bias_in, "bias", {n}, keep);
   py::array out = out_in.is_none() ? py::array(py::array_t<float>({m, n})) : checked<float>(out_in, "out", {m, n});
@@ -706,7 +692,7 @@ void natural_cell_step_py(const std::string& cell, const py::object& gx_in, cons
   const uint8_t* active = nullptr;
   py::array act;
   if (!active_in.is_none()) {
-    act = checked_integer<uint8_t>(active_in, "active", {B});
+    act = checked<uint8_t>(active_in, "active", {B});
     active = static_cast<const uint8_t*>(act.data());
   }
   float* ph = output_of<float>(h, "h");
