@@ -675,35 +675,71 @@ py::array quantized_linear_py(const py::object& x_in, const py::object& w_in, co
   return out;
 }
 
-void natural_cell_step_py(const std::string& cell, const py::object& gx_in, const py::object& gh_in,
-                          const py::object& h_in, const py::object& c_in, const py::object& active_in) {
+// One direction of one quantised recurrent layer over the whole sequence, in one call:
+// per step, h is quantised, multiplied by the int8 W_hh, and the cell runs on the result.
+// gx: (T, B, G*H) = x W_ih^T + b_ih for every step (one int8 GEMM beforehand); h, c: (B, H)
+// initial states, updated in place to the final ones; returns out (T, B, H), zero past lengths.
+py::array quantized_recurrent_py(const std::string& cell, const py::object& gx_in, const py::object& w_in,
+                                 const py::object& scale_in, const py::object& row_sum_in, const py::object& bias_in,
+                                 const py::object& h_in, const py::object& c_in, const py::object& lengths_in,
+                                 bool reverse) {
   if (cell != "lstm" && cell != "gru") throw py::value_error("cell must be 'lstm' or 'gru'");
   const bool lstm = cell == "lstm";
+  const Index G = lstm ? 4 : 3;
   py::array h = checked<float>(h_in, "h", {-1, -1});
-  const Index B = h.shape(0), H = h.shape(1), G = lstm ? 4 : 3;
-  py::array gx = checked<float>(gx_in, "gx", {B, G * H});
-  py::array gh = checked<float>(gh_in, "gh", {B, G * H});
+  const Index B = h.shape(0), H = h.shape(1), kp = qgemm::padded_depth(H);
+  py::array gx = checked<float>(gx_in, "gx", {-1, B, G * H});
+  const Index T = gx.shape(0);
+  py::array w = checked<int8_t>(w_in, "weight_hh_q", {G * H, kp});
+  py::array scale = checked<float>(scale_in, "weight_hh_scale", {G * H});
+  py::array row_sum = checked<int32_t>(row_sum_in, "weight_hh_row_sum", {G * H});
+  std::vector<py::array> keep;
+  const float* bias = optional_input<float>(bias_in, "bias_hh", {G * H}, keep);
   float* pc = nullptr;
   py::array c;
   if (lstm) {
     c = checked<float>(c_in, "c", {B, H});
     pc = output_of<float>(c, "c");
   }
-  const uint8_t* active = nullptr;
-  py::array act;
-  if (!active_in.is_none()) {
-    act = checked<uint8_t>(active_in, "active", {B});
-    active = static_cast<const uint8_t*>(act.data());
+  std::vector<Index> lengths(static_cast<size_t>(B), T);
+  if (!lengths_in.is_none()) {
+    py::array l = checked<int64_t>(lengths_in, "lengths", {B});
+    for (Index b = 0; b < B; ++b) {
+      lengths[b] = data_of<int64_t>(l)[b];
+      if (lengths[b] < 0 || lengths[b] > T) throw py::value_error("lengths must be in [0, T]");
+    }
   }
   float* ph = output_of<float>(h, "h");
-  const float *px = data_of<float>(gx), *pg = data_of<float>(gh);
-  py::gil_scoped_release release;
-  run_team(threads_for(20.0 * B * H, 2e5), [&](int id, int size) {   // ~20 flops per unit (transcendentals)
-    Index b0, b1;
-    share(B, id, size, &b0, &b1);
-    natural_cell_step(lstm, b1 - b0, H, px + b0 * G * H, pg + b0 * G * H, ph + b0 * H, pc ? pc + b0 * H : nullptr,
-                      active ? active + b0 : nullptr);
-  });
+  py::array_t<float> out({T, B, H});
+  float* po = out.mutable_data();
+  const float* pgx = data_of<float>(gx);
+  const int8_t* pw = data_of<int8_t>(w);
+  const float* pscale = data_of<float>(scale);
+  const int32_t* psum = data_of<int32_t>(row_sum);
+  {
+    py::gil_scoped_release release;
+    std::vector<uint8_t> h_q(static_cast<size_t>(B * kp)), active(static_cast<size_t>(B));
+    std::vector<float> h_scale(static_cast<size_t>(B)), gh(static_cast<size_t>(B * G * H));
+    std::vector<int32_t> h_zero(static_cast<size_t>(B));
+    for (Index s = 0; s < T; ++s) {
+      const Index t = reverse ? T - 1 - s : s;
+      for (Index b = 0; b < B; ++b) active[b] = t < lengths[b];
+      qgemm::quantize_activations(ph, B, H, H, h_q.data(), h_scale.data(), h_zero.data());
+      qgemm::gemm_dequantize(B, G * H, kp, h_q.data(), h_scale.data(), h_zero.data(), pw, pscale, psum, bias,
+                             gh.data(), G * H, false);
+      const float* gxt = pgx + t * B * G * H;
+      run_team(threads_for(20.0 * B * H, 2e5), [&](int id, int size) {
+        Index b0, b1;
+        share(B, id, size, &b0, &b1);
+        natural_cell_step(lstm, b1 - b0, H, gxt + b0 * G * H, gh.data() + b0 * G * H, ph + b0 * H,
+                          pc ? pc + b0 * H : nullptr, active.data() + b0);
+      });
+      float* ot = po + t * B * H;
+      for (Index b = 0; b < B; ++b)
+        for (Index u = 0; u < H; ++u) ot[b * H + u] = active[b] ? ph[b * H + u] : 0.f;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -756,8 +792,9 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
   m.def("quantized_linear", &quantized_linear_py, py::arg("x"), py::arg("weight_q"), py::arg("weight_scale"),
         py::arg("weight_row_sum"), py::arg("bias"), py::arg("in_features"), py::arg("out") = py::none(),
         py::arg("accumulate") = false, "x W^T + bias with x quantised per row at run time and W int8.");
-  m.def("natural_cell_step", &natural_cell_step_py, py::arg("cell"), py::arg("gx"), py::arg("gh"), py::arg("h"),
-        py::arg("c"), py::arg("active"), "One LSTM/GRU cell step on natural-order gate pre-activations.");
+  m.def("quantized_recurrent", &quantized_recurrent_py, py::arg("cell"), py::arg("gx"), py::arg("weight_hh_q"),
+        py::arg("weight_hh_scale"), py::arg("weight_hh_row_sum"), py::arg("bias_hh"), py::arg("h"), py::arg("c"),
+        py::arg("lengths"), py::arg("reverse"), "One direction of a quantised LSTM/GRU layer over the sequence.");
   m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,
         "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");

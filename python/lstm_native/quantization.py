@@ -157,13 +157,9 @@ class QuantizedRecurrent(_Quantized):
         w_ih, w_hh = self.weights["weight_ih" + suffix], self.weights["weight_hh" + suffix]
         b_ih, b_hh = self.weights.get("bias_ih" + suffix), self.weights.get("bias_hh" + suffix)
         gx = w_ih.apply(x.reshape(T * B, -1), b_ih).reshape(T, B, -1)    # all steps in one int8 GEMM
-        out = np.zeros((T, B, self.hidden_size), np.float32)
-        for t in (range(T - 1, -1, -1) if reverse else range(T)):
-            active = None if lengths is None else (t < lengths).astype(np.uint8)
-            gh = w_hh.apply(h, b_hh)
-            core.natural_cell_step(self.cell, gx[t], gh, h, c, active)
-            out[t] = h if active is None else h * active[:, None]
-        return out
+        # the step loop (quantise h, int8 W_hh product, cell) is one C++ call
+        return core.quantized_recurrent(self.cell, gx, w_hh.q, w_hh.scale, w_hh.row_sum, b_hh, h, c, lengths,
+                                        reverse)
 
     def forward(self, x, hx=None, lengths=None):
         x = sequence_batch(x, "x", self.input_size, np.float32, self.batch_first)
