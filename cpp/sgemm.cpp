@@ -69,6 +69,7 @@ struct Kernel {
     for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = Vec{};
+#pragma GCC unroll 4
     for (Index p = 0; p < kc; ++p) {
       Vec bv[NV];
 #pragma GCC unroll 4
