@@ -102,6 +102,7 @@ inline void tile_2x4(const uint8_t* a0, const uint8_t* a1, const int8_t* b, Inde
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i c00 = _mm256_setzero_si256(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00,
           c13 = c00;
+#pragma GCC unroll 4
   for (Index k = 0; k < kp; k += kDepthStep) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a0 + k));
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a1 + k));
