@@ -129,3 +129,21 @@ def test_streaming_errors():
             np.zeros((1, 2), np.float32))
     with pytest.raises(ValueError, match="x_t"):
         model.stream().step(np.zeros((1, 3), np.float32))
+
+
+def test_stream_refuses_non_finite_input_and_output():
+    nan_step = np.array([[np.nan, 0.0]], np.float32)
+    lstm_first = ln.Sequential(ln.LSTM(2, 4, batch_first=True), ln.LastTimestep(), ln.Linear(4, 1))
+    stream = lstm_first.stream()
+    stream.step(np.ones((1, 2), np.float32))
+    state_before = [np.copy(a) for a in stream.state[0]]
+    with pytest.raises(ValueError, match="x_t"):
+        stream.step(nan_step)
+    for before, after in zip(state_before, stream.state[0]):
+        np.testing.assert_array_equal(before, after)      # the refused step changed nothing
+    linear_first = ln.Sequential(ln.Linear(2, 2), ln.Tanh(), ln.Linear(2, 1))
+    with pytest.raises(ValueError, match="not finite"):
+        linear_first.stream().step(nan_step)
+    lstm_first[2].weight.data[0, 0] = np.inf            # a broken head: announced, not returned
+    with pytest.raises(ValueError, match="not finite"):
+        lstm_first.stream().step(np.ones((1, 2), np.float32))

@@ -63,10 +63,12 @@ class Linear(Module):
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     def stream_step(self, x_t, state):
-        # one small product per step: skip forward's bookkeeping (the core still checks x_t)
+        # One small product per step: skip forward's bookkeeping. NumPy's dot costs ~2 us
+        # here against ~8 us through the core's GEMM (which packs); Stream.step checks that
+        # the model's output is finite.
         if type(x_t) is np.ndarray and x_t.ndim == 2 and x_t.dtype == self.weight.dtype \
-                and x_t.shape[1] == self.in_features and x_t.flags.c_contiguous:
-            y = core.matmul(x_t, self.weight.data, False, True, None, False)
+                and x_t.shape[1] == self.in_features and x_t.shape[0] <= 4:
+            y = np.dot(x_t, self.weight.data.T)
             if self.bias is not None:
                 y += self.bias.data
             return y, None

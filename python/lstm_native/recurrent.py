@@ -17,6 +17,8 @@ from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter
 
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # per layer, + "_l{k}" [+ "_reverse"]
+
 
 class RecurrentBase(Module):
     """The machinery LSTM and GRU share; subclasses name the cell."""
@@ -73,7 +75,7 @@ class RecurrentBase(Module):
         """Per direction, the (w_ih, w_hh, b_ih, b_hh) arrays of Parameter attribute `attr`."""
         out = []
         for suffix in self._suffixes(layer):
-            ps = [getattr(self, name + suffix, None) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            ps = [getattr(self, name + suffix, None) for name in _WEIGHT_NAMES]
             out.append(tuple(None if p is None else getattr(p, attr) for p in ps))
         return out
 
@@ -201,8 +203,10 @@ class RecurrentBase(Module):
 
     def _advance(self, x, h, c):
         """One step through the stack; the core updates h and c (num_layers, batch, hidden) in place."""
+        params = self.__dict__    # parameters are plain attributes (Module.__setattr__); direct reads save ~2 us a step
         for layer in range(self.num_layers):
-            core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], self._layer_params(layer, "data")[0],
+            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.data for name in _WEIGHT_NAMES)
+            core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], weights,
                                 h[layer], None if c is None else c[layer], self._workspaces[layer])
 
     # Streams and stateful predict carry the state: (h, c) for an LSTM, h for a GRU.

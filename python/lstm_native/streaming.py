@@ -42,7 +42,11 @@ class Stream:
         with no_grad():     # nothing is kept for a backward pass
             y, self.state = self.model.stream_step(x_t, self.state)
         self.steps += 1
-        return np.array(y, copy=True)
+        y = np.array(y, copy=True)
+        if not np.isfinite(y).all():   # one check of the output instead of one per layer
+            raise ValueError(f"step {self.steps}: the model's output is not finite (NaN or inf); "
+                             "check x_t and the model's weights")
+        return y
 
     def __repr__(self) -> str:
         return f"Stream({type(self.model).__name__}, steps={self.steps})"
