@@ -677,19 +677,20 @@ py::array quantized_linear_py(const py::object& x_in, const py::object& w_in, co
 
 // One direction of one quantised recurrent layer over the whole sequence, in one call:
 // per step, h is quantised, multiplied by the int8 W_hh, and the cell runs on the result.
-// gx: (T, B, G*H) = x W_ih^T + b_ih for every step (one int8 GEMM beforehand); h, c: (B, H)
-// initial states, updated in place to the final ones; returns out (T, B, H), zero past lengths.
+// gx: (T, B, G*H), or (B, T, G*H) when batch_first, = x W_ih^T + b_ih for every step (one
+// int8 GEMM beforehand, in the caller's layout: no transposes); h, c: (B, H) initial states,
+// updated in place to the final ones; returns out (T, B, H) or (B, T, H), zero past lengths.
 py::array quantized_recurrent_py(const std::string& cell, const py::object& gx_in, const py::object& w_in,
                                  const py::object& scale_in, const py::object& row_sum_in, const py::object& bias_in,
                                  const py::object& h_in, const py::object& c_in, const py::object& lengths_in,
-                                 bool reverse) {
+                                 bool reverse, bool batch_first) {
   if (cell != "lstm" && cell != "gru") throw py::value_error("cell must be 'lstm' or 'gru'");
   const bool lstm = cell == "lstm";
   const Index G = lstm ? 4 : 3;
   py::array h = checked<float>(h_in, "h", {-1, -1});
   const Index B = h.shape(0), H = h.shape(1), kp = qgemm::padded_depth(H);
-  py::array gx = checked<float>(gx_in, "gx", {-1, B, G * H});
-  const Index T = gx.shape(0);
+  py::array gx = batch_first ? checked<float>(gx_in, "gx", {B, -1, G * H}) : checked<float>(gx_in, "gx", {-1, B, G * H});
+  const Index T = gx.shape(batch_first ? 1 : 0);
   py::array w = checked<int8_t>(w_in, "weight_hh_q", {G * H, kp});
   py::array scale = checked<float>(scale_in, "weight_hh_scale", {G * H});
   py::array row_sum = checked<int32_t>(row_sum_in, "weight_hh_row_sum", {G * H});
@@ -710,7 +711,10 @@ py::array quantized_recurrent_py(const std::string& cell, const py::object& gx_i
     }
   }
   float* ph = output_of<float>(h, "h");
-  py::array_t<float> out({T, B, H});
+  py::array_t<float> out(batch_first ? std::vector<py::ssize_t>{B, T, H} : std::vector<py::ssize_t>{T, B, H});
+  // Where step t of batch row b lives in gx (G*H floats) and out (H floats).
+  const Index gx_row = batch_first ? T * G * H : G * H, gx_step = batch_first ? G * H : B * G * H;
+  const Index out_row = batch_first ? T * H : H, out_step = batch_first ? H : B * H;
   float* po = out.mutable_data();
   const float* pgx = data_of<float>(gx);
   const int8_t* pw = data_of<int8_t>(w);
@@ -727,16 +731,19 @@ py::array quantized_recurrent_py(const std::string& cell, const py::object& gx_i
       qgemm::quantize_activations(ph, B, H, H, h_q.data(), h_scale.data(), h_zero.data());
       qgemm::gemm_dequantize(B, G * H, kp, h_q.data(), h_scale.data(), h_zero.data(), pw, pscale, psum, bias,
                              gh.data(), G * H, false);
-      const float* gxt = pgx + t * B * G * H;
+      const float* gxt = pgx + t * gx_step;
+      float* ot = po + t * out_step;
       run_team(threads_for(20.0 * B * H, 2e5), [&](int id, int size) {
         Index b0, b1;
         share(B, id, size, &b0, &b1);
-        natural_cell_step(lstm, b1 - b0, H, gxt + b0 * G * H, gh.data() + b0 * G * H, ph + b0 * H,
+        natural_cell_step(lstm, b1 - b0, H, gxt + b0 * gx_row, gx_row, gh.data() + b0 * G * H, ph + b0 * H,
                           pc ? pc + b0 * H : nullptr, active.data() + b0);
+        for (Index b = b0; b < b1; ++b) {
+          float* o = ot + b * out_row;
+          if (active[b]) std::copy_n(ph + b * H, H, o);
+          else std::fill_n(o, H, 0.f);
+        }
       });
-      float* ot = po + t * B * H;
-      for (Index b = 0; b < B; ++b)
-        for (Index u = 0; u < H; ++u) ot[b * H + u] = active[b] ? ph[b * H + u] : 0.f;
     }
   }
   return out;
@@ -794,7 +801,8 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
         py::arg("accumulate") = false, "x W^T + bias with x quantised per row at run time and W int8.");
   m.def("quantized_recurrent", &quantized_recurrent_py, py::arg("cell"), py::arg("gx"), py::arg("weight_hh_q"),
         py::arg("weight_hh_scale"), py::arg("weight_hh_row_sum"), py::arg("bias_hh"), py::arg("h"), py::arg("c"),
-        py::arg("lengths"), py::arg("reverse"), "One direction of a quantised LSTM/GRU layer over the sequence.");
+        py::arg("lengths"), py::arg("reverse"), py::arg("batch_first") = false,
+        "One direction of a quantised LSTM/GRU layer over the sequence.");
   m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,
         "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");

@@ -48,27 +48,72 @@ void quantize_weights(const float* w, Index n, Index k, Index ldw, int8_t* w_q, 
   }
 }
 
+namespace {
+
+// One row's range, which always holds 0 (so 0 is exact: zero padding, ReLU outputs).
+inline void row_range(const float* row, Index k, float* lo_out, float* hi_out) {
+  float lo = 0.f, hi = 0.f;
+  Index j = 0;
+#if defined(__AVX2__)
+  __m256 vlo = _mm256_setzero_ps(), vhi = vlo;
+  for (; j + 8 <= k; j += 8) {
+    const __m256 v = _mm256_loadu_ps(row + j);
+    vlo = _mm256_min_ps(vlo, v);
+    vhi = _mm256_max_ps(vhi, v);
+  }
+  alignas(32) float l[8], h[8];
+  _mm256_store_ps(l, vlo);
+  _mm256_store_ps(h, vhi);
+  for (int i = 0; i < 8; ++i) lo = std::min(lo, l[i]), hi = std::max(hi, h[i]);
+#endif
+  for (; j < k; ++j) lo = std::min(lo, row[j]), hi = std::max(hi, row[j]);
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+// q = clamp(round_half_even(x * inv) + zero, 0, 127), all in float before the one conversion
+// (no int overflow for any finite x); the AVX2 and scalar forms do the same IEEE operations.
+inline uint8_t quantize_one(float x, float inv, float zero) {
+  const float v = std::nearbyint(x * inv) + zero;
+  return static_cast<uint8_t>(std::min(std::max(v, 0.f), float(kActivationMax)));
+}
+
+inline void quantize_row(const float* row, Index k, float inv, float zero, uint8_t* q) {
+  Index j = 0;
+#if defined(__AVX2__)
+  const __m256 vinv = _mm256_set1_ps(inv), vzero = _mm256_set1_ps(zero), vmax = _mm256_set1_ps(kActivationMax);
+  const __m256 vmin = _mm256_setzero_ps();
+  auto eight = [&](const float* p) {
+    const __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(p), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_add_ps(r, vzero), vmin), vmax));
+  };
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   // undoes the packs' lane interleave
+  for (; j + 32 <= k; j += 32) {
+    const __m256i ab = _mm256_packs_epi32(eight(row + j), eight(row + j + 8));
+    const __m256i cd = _mm256_packs_epi32(eight(row + j + 16), eight(row + j + 24));
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j), bytes);
+  }
+#endif
+  for (; j < k; ++j) q[j] = quantize_one(row[j], inv, zero);
+}
+
+}  // namespace
+
 void quantize_activations(const float* x, Index m, Index k, Index ldx, uint8_t* x_q, float* scale, int32_t* zero) {
   const Index kp = padded_depth(k);
-  // Rows are independent: split them over the pool (this pass reads every input once).
-  run_team(threads_for(8.0 * m * k, 1e6), [&](int id, int size) {
+  // Rows are independent: split them over the pool (two vector passes over each input).
+  run_team(threads_for(1.0 * m * k, 1e6), [&](int id, int size) {
     Index r0, r1;
     share(m, id, size, &r0, &r1);
     for (Index r = r0; r < r1; ++r) {
       const float* row = x + r * ldx;
-      float lo = 0.f, hi = 0.f;   // the range always holds 0, so 0 is exact (zero padding, ReLU outputs)
-      for (Index j = 0; j < k; ++j) {
-        lo = std::min(lo, row[j]);
-        hi = std::max(hi, row[j]);
-      }
+      float lo, hi;
+      row_range(row, k, &lo, &hi);
       const float s = hi > lo ? (hi - lo) / kActivationMax : 1.f;
       const int z = std::clamp(static_cast<int>(std::nearbyint(-lo / s)), 0, kActivationMax);
       uint8_t* q = x_q + r * kp;
-      const float inv = 1.f / s;
-      for (Index j = 0; j < k; ++j) {
-        const int v = static_cast<int>(std::nearbyint(row[j] * inv)) + z;
-        q[j] = static_cast<uint8_t>(std::clamp(v, 0, kActivationMax));
-      }
+      quantize_row(row, k, 1.f / s, static_cast<float>(z), q);
       std::fill(q + k, q + kp, uint8_t(0));
       scale[r] = s;
       zero[r] = z;

@@ -41,7 +41,10 @@ m = ln.Sequential(ln.LSTM(5, 40, num_layers=2, batch_first=True, bidirectional=T
 x = rng.standard_normal((33, 12, 5)).astype(np.float32)
 y = rng.integers(0, 3, 33)
 m.fit(x, y, loss="cross_entropy", epochs=2, batch_size=8, verbose=0, seed=0)
-print(json.dumps({"isa": ln.backend_isa(), "out": m.predict(x).tolist()}))
+q = ln.quantize_dynamic(m)
+x_q = ln._core.quantize_activations(rng.standard_normal((7, 77)).astype(np.float32) * 3)[0]
+print(json.dumps({"isa": ln.backend_isa(), "out": m.predict(x).tolist(), "int8_out": q.predict(x).tolist(),
+                  "x_q": x_q.tolist()}))
 """
 
 
@@ -67,3 +70,7 @@ def test_every_installed_build_that_this_cpu_runs_trains_alike():
         assert result["isa"] == isa
         # different vector widths round differently; training stays the same to float precision
         np.testing.assert_allclose(np.array(result["out"]), reference, rtol=1e-3, atol=1e-4)
+        # int8: the same quantised activations bit for bit (scalar and vector forms do the same
+        # IEEE operations) and exact integer products, so only the float cell math differs
+        assert result["x_q"] == default["x_q"]
+        np.testing.assert_allclose(np.array(result["int8_out"]), np.array(default["int8_out"]), rtol=1e-3, atol=1e-4)

@@ -34,12 +34,32 @@ def test_int8_gemm_is_exact(m, n, k):
     s = np.maximum(np.abs(w).max(axis=1), 1e-30) / 127
     np.testing.assert_array_equal(w_q[:, :k], np.clip(np.rint(w / s[:, None]), -127, 127))
     lo, hi = np.minimum(x.min(axis=1), 0), np.maximum(x.max(axis=1), 0)
-    np.testing.assert_allclose(x_scale, (hi - lo) / 127, rtol=1e-6)
+    np.testing.assert_array_equal(x_scale, ((hi - lo) / np.float32(127)).astype(np.float32))
+    np.testing.assert_array_equal(x_zero, np.clip(np.rint(-lo / x_scale), 0, 127))
+    inv = (np.float32(1) / x_scale)[:, None]
+    np.testing.assert_array_equal(x_q[:, :k], np.clip(np.rint(x * inv) + x_zero[:, None].astype(np.float32), 0, 127))
+    assert not x_q[:, k:].any()                                 # zero padding up to the kernel's depth step
     # dequantised product = the simulation in float64
     y = core.quantized_linear(x, w_q, w_scale, w_sum, None, k)
     sim = (expected - x_zero[:, None].astype(np.int64) * w_sum[None, :]) * x_scale[:, None].astype(np.float64) \
         * w_scale[None, :]
     np.testing.assert_allclose(y, sim, rtol=1e-5, atol=1e-5 * np.abs(sim).max())
+
+
+def test_activation_quantisation_of_awkward_rows():
+    k = 70                                   # two vector blocks and a scalar tail
+    x = np.zeros((5, k), np.float32)         # row 0: all zeros
+    x[1] = 2.5                               # constant, positive: range [0, 2.5]
+    x[2] = -1e-30                            # tiny negative range
+    x[3, :] = 1e-3
+    x[3, 5] = 3e38                           # one enormous value beside small ones
+    x[4] = np.linspace(-7, 3, k)
+    x_q, x_scale, x_zero = core.quantize_activations(x)
+    inv = (np.float32(1) / x_scale)[:, None]
+    np.testing.assert_array_equal(x_q[:, :k], np.clip(np.rint(x * inv) + x_zero[:, None].astype(np.float32), 0, 127))
+    assert not x_q[0].any() and x_zero[0] == 0 and x_q[1, 0] == 127 and x_q[3, 5] == 127
+    dequantised = (x_q[:, :k].astype(np.float64) - x_zero[:, None]) * x_scale[:, None]
+    assert np.abs(dequantised[4] - x[4]).max() <= x_scale[4] / 2 * 1.0001
 
 
 def test_kernel_choice_matches_the_build():

@@ -11,31 +11,29 @@
 
 namespace lstm_native {
 
-// gx: x W_ih^T + b_ih; gh: h W_hh^T + b_hh; both B x (G*H). h, c: B x H, updated in place.
-inline void natural_cell_step(bool lstm, Index B, Index H, const float* gx, const float* gh, float* h, float* c,
-                              const uint8_t* active) {
+// gx: x W_ih^T + b_ih (batch rows gx_stride floats apart); gh: h W_hh^T + b_hh (B x G*H);
+// h, c: B x H, updated in place. Rows with active[b] == 0 keep their state. Each update is
+// one Eigen expression, so nothing is allocated per row.
+inline void natural_cell_step(bool lstm, Index B, Index H, const float* gx, Index gx_stride, const float* gh,
+                              float* h, float* c, const uint8_t* active) {
   using Array = Eigen::Array<float, 1, Eigen::Dynamic>;
   using Map = Eigen::Map<Array>;
   using ConstMap = Eigen::Map<const Array>;
   const Index G = lstm ? 4 : 3;
   for (Index b = 0; b < B; ++b) {
     if (active && !active[b]) continue;
-    const float* x = gx + b * G * H;
+    const float* x = gx + b * gx_stride;
     const float* r = gh + b * G * H;
+    auto input = [&](int gate) { return ConstMap(x + gate * H, H); };
+    auto hidden = [&](int gate) { return ConstMap(r + gate * H, H); };
     Map hb(h + b * H, H);
     if (lstm) {
       Map cb(c + b * H, H);
-      const Array i = sigmoid(ConstMap(x, H) + ConstMap(r, H));
-      const Array f = sigmoid(ConstMap(x + H, H) + ConstMap(r + H, H));
-      const Array g = (ConstMap(x + 2 * H, H) + ConstMap(r + 2 * H, H)).tanh();
-      const Array o = sigmoid(ConstMap(x + 3 * H, H) + ConstMap(r + 3 * H, H));
-      cb = f * cb + i * g;
-      hb = o * cb.tanh();
-    } else {
-      const Array reset = sigmoid(ConstMap(x, H) + ConstMap(r, H));
-      const Array update = sigmoid(ConstMap(x + H, H) + ConstMap(r + H, H));
-      const Array n = (ConstMap(x + 2 * H, H) + reset * ConstMap(r + 2 * H, H)).tanh();
-      hb = (1.f - update) * n + update * hb;
+      cb = sigmoid(input(1) + hidden(1)) * cb + sigmoid(input(0) + hidden(0)) * (input(2) + hidden(2)).tanh();
+      hb = sigmoid(input(3) + hidden(3)) * cb.tanh();
+    } else {   // n = tanh(x_n + r * (W_hn h + b_hn)); h = (1 - z) n + z h
+      const auto update = sigmoid(input(1) + hidden(1));
+      hb = (1.f - update) * (input(2) + sigmoid(input(0) + hidden(0)) * hidden(2)).tanh() + update * hb;
     }
   }
 }

@@ -152,20 +152,18 @@ class QuantizedRecurrent(_Quantized):
         return q
 
     def _direction(self, x, suffix, reverse, h, c, lengths):
-        """One direction of one layer over time-major x (T, B, I); h, c updated in place."""
-        T, B, _ = x.shape
+        """One direction of one layer over x (T, B, I), or (B, T, I) when batch_first; h, c
+        updated in place."""
         w_ih, w_hh = self.weights["weight_ih" + suffix], self.weights["weight_hh" + suffix]
         b_ih, b_hh = self.weights.get("bias_ih" + suffix), self.weights.get("bias_hh" + suffix)
-        gx = w_ih.apply(x.reshape(T * B, -1), b_ih).reshape(T, B, -1)    # all steps in one int8 GEMM
+        gx = w_ih.apply(x.reshape(x.shape[0] * x.shape[1], -1), b_ih).reshape(x.shape[:2] + (-1,))  # one int8 GEMM
         # the step loop (quantise h, int8 W_hh product, cell) is one C++ call
         return core.quantized_recurrent(self.cell, gx, w_hh.q, w_hh.scale, w_hh.row_sum, b_hh, h, c, lengths,
-                                        reverse)
+                                        reverse, self.batch_first)
 
     def forward(self, x, hx=None, lengths=None):
-        x = sequence_batch(x, "x", self.input_size, np.float32, self.batch_first)
-        if self.batch_first:
-            x = np.ascontiguousarray(x.transpose(1, 0, 2))       # time-major (T, B, I) from here on
-        T, B, _ = x.shape
+        x = np.ascontiguousarray(sequence_batch(x, "x", self.input_size, np.float32, self.batch_first))
+        B, T = x.shape[:2] if self.batch_first else x.shape[1::-1]    # the caller's layout throughout
         lengths = lengths_array(lengths, B, T)
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         h0, c0 = (hx if self.has_cell_state and hx is not None else (hx, None))
@@ -182,7 +180,7 @@ class QuantizedRecurrent(_Quantized):
                 i = layer * self.num_directions + d
                 outs.append(self._direction(x, suffix, d == 1, h_n[i], None if c_n is None else c_n[i], lengths))
             x = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=2)
-        out = x.transpose(1, 0, 2).copy() if self.batch_first else x
+        out = x
         return (out, (h_n, c_n)) if self.has_cell_state else (out, h_n)
 
     def seq_forward(self, x, lengths=None):
