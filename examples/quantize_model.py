@@ -72,7 +72,7 @@ def run(quick: bool = False, seed: int = 0) -> dict:
     clf = ln.Sequential(ln.LSTM(1, hidden, num_layers=2, batch_first=True, seed=seed), ln.LastTimestep(),
                         ln.Linear(hidden, 4, seed=seed))
     clf.fit(X[:split], labels[:split], loss="cross_entropy", epochs=10 if quick else 12, batch_size=32,
-            clip_grad_norm=1.0, optimizer=ln.optim.Adam(clf.parameters(), lr=5e-3), verbose=0, seed=seed)
+            clip_grad_norm=1.0, optimizer=ln.optim.Adam(clf.parameters(), lr=3e-3), verbose=0, seed=seed)
     accuracy = lambda logits: float(np.mean(logits.argmax(axis=1) == labels[split:]))   # noqa: E731
     results = {"classifier": compare(clf, X[split:], accuracy)}
 

@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+import lstm_native as ln
 from lstm_native import benchmark
 
 
@@ -32,9 +33,12 @@ def test_training_flops_counts_forward_backward_and_skips_the_first_input_gradie
 
 @pytest.mark.parametrize("sid", ["S1"])
 def test_bench_command_writes_its_table(tmp_path, sid, capsys):
+    import torch
+    threads_before, torch_threads_before = ln.get_num_threads(), torch.get_num_threads()
     out = tmp_path / "results.md"
     benchmark.main(["--shapes", sid, "--reps", "5", "--threads", "1", "--no-memory", "--no-stream", "--no-quant",
                     "--out", str(out)])
+    assert ln.get_num_threads() == threads_before and torch.get_num_threads() == torch_threads_before
     text = out.read_text()
     assert f"| {sid} | LSTM 16 20 1 64 1 |" in text and "sgemm 2048^3 in this run" in text
     row = next(line for line in text.splitlines() if line.startswith(f"| {sid} | LSTM"))

@@ -202,7 +202,7 @@ def stream_latency(B, I, H, steps=2000):
 QUANT_SHAPE = ("Q1", 128, 50, 512, 1024)   # B, T, I, H: LSTM + Linear head on the last step, forward only
 
 
-def quantized_inference(B, T, I, H, reps=7, budget_s=60):
+def quantized_inference(B, T, I, H, reps=15, budget_s=120):
     """Median seconds of one forward: ours float32, ours int8, torch float32, torch int8
     (torch.ao.quantization.quantize_dynamic), interleaved; and the output errors vs float."""
     import warnings
@@ -305,10 +305,23 @@ def machine_description(threads):
 
 
 def run(shape_ids, threads, reps, out_path, memory=True, stream=True, quant=True):
+    """Measures and prints the tables; both libraries' thread counts are restored afterwards
+    (the caller may be a test or a notebook, not only the command line)."""
     import torch
     import lstm_native as ln
+    before = ln.get_num_threads(), torch.get_num_threads()
     ln.set_num_threads(threads)
     torch.set_num_threads(threads)
+    try:
+        return _measure(shape_ids, threads, reps, out_path, memory, stream, quant)
+    finally:
+        ln.set_num_threads(before[0])
+        torch.set_num_threads(before[1])
+
+
+def _measure(shape_ids, threads, reps, out_path, memory, stream, quant):
+    import torch
+    import lstm_native as ln
     lines = []
     say = lambda s="": (print(s, flush=True), lines.append(s))
     ours_sgemm, torch_sgemm = sgemm_rates()
