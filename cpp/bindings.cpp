@@ -18,8 +18,8 @@
 
 #include "gemm.h"
 #include "kernels/conv1d.h"
-#include "kernels/natural_cells.h"
 #include "qgemm.h"
+#include "quantized_recurrent.h"
 #include "optim.h"
 #include "recurrent_instances.h"
 #include "step_loop.h"
@@ -710,41 +710,23 @@ py::array quantized_recurrent_py(const std::string& cell, const py::object& gx_i
       if (lengths[b] < 0 || lengths[b] > T) throw py::value_error("lengths must be in [0, T]");
     }
   }
-  float* ph = output_of<float>(h, "h");
   py::array_t<float> out(batch_first ? std::vector<py::ssize_t>{B, T, H} : std::vector<py::ssize_t>{T, B, H});
+  QuantizedRecurrentArgs args;
+  args.lstm = lstm;
+  args.batch = B, args.steps = T, args.hidden = H;
   // Where step t of batch row b lives in gx (G*H floats) and out (H floats).
-  const Index gx_row = batch_first ? T * G * H : G * H, gx_step = batch_first ? G * H : B * G * H;
-  const Index out_row = batch_first ? T * H : H, out_step = batch_first ? H : B * H;
-  float* po = out.mutable_data();
-  const float* pgx = data_of<float>(gx);
-  const int8_t* pw = data_of<int8_t>(w);
-  const float* pscale = data_of<float>(scale);
-  const int32_t* psum = data_of<int32_t>(row_sum);
+  args.gx = data_of<float>(gx);
+  args.gx_row = batch_first ? T * G * H : G * H, args.gx_step = batch_first ? G * H : B * G * H;
+  args.w_q = data_of<int8_t>(w), args.w_scale = data_of<float>(scale), args.w_row_sum = data_of<int32_t>(row_sum);
+  args.bias = bias;
+  args.h = output_of<float>(h, "h"), args.c = pc;
+  args.lengths = lengths.data();
+  args.reverse = reverse;
+  args.out = out.mutable_data();
+  args.out_row = batch_first ? T * H : H, args.out_step = batch_first ? H : B * H;
   {
     py::gil_scoped_release release;
-    std::vector<uint8_t> h_q(static_cast<size_t>(B * kp)), active(static_cast<size_t>(B));
-    std::vector<float> h_scale(static_cast<size_t>(B)), gh(static_cast<size_t>(B * G * H));
-    std::vector<int32_t> h_zero(static_cast<size_t>(B));
-    for (Index s = 0; s < T; ++s) {
-      const Index t = reverse ? T - 1 - s : s;
-      for (Index b = 0; b < B; ++b) active[b] = t < lengths[b];
-      qgemm::quantize_activations(ph, B, H, H, h_q.data(), h_scale.data(), h_zero.data());
-      qgemm::gemm_dequantize(B, G * H, kp, h_q.data(), h_scale.data(), h_zero.data(), pw, pscale, psum, bias,
-                             gh.data(), G * H, false);
-      const float* gxt = pgx + t * gx_step;
-      float* ot = po + t * out_step;
-      run_team(threads_for(20.0 * B * H, 2e5), [&](int id, int size) {
-        Index b0, b1;
-        share(B, id, size, &b0, &b1);
-        natural_cell_step(lstm, b1 - b0, H, gxt + b0 * gx_row, gx_row, gh.data() + b0 * G * H, ph + b0 * H,
-                          pc ? pc + b0 * H : nullptr, active.data() + b0);
-        for (Index b = b0; b < b1; ++b) {
-          float* o = ot + b * out_row;
-          if (active[b]) std::copy_n(ph + b * H, H, o);
-          else std::fill_n(o, H, 0.f);
-        }
-      });
-    }
+    quantized_recurrent(args);
   }
   return out;
 }
