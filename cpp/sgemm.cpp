@@ -20,10 +20,11 @@ template <> struct VecOf<4> { typedef float type __attribute__((vector_size(16))
 template <> struct VecOf<8> { typedef float type __attribute__((vector_size(32))); };
 template <> struct VecOf<16> { typedef float type __attribute__((vector_size(64))); };
 
-// A micro-kernel shape: Lanes floats per vector, MR rows x NV vectors in registers.
-template <int Lanes, int MR, int NV>
+// A micro-kernel shape: Lanes floats per vector, MR rows x NV vectors in registers, and a
+// shorter tile of SmallMR rows for what is left of a block's rows (see big_rows()).
+template <int Lanes, int MR, int NV, int SmallMR>
 struct Kernel {
-  static constexpr int kLanes = Lanes, kMR = MR, kNV = NV, kNR = NV * Lanes;
+  static constexpr int kLanes = Lanes, kMR = MR, kNV = NV, kNR = NV * Lanes, kSmallMR = SmallMR;
   static constexpr Index kKC = 384;        // most depth per packed block: panels stay in L1/L2
   static constexpr Index kMC = MR * 24;    // rows of a packed A block: stays in L2
   static constexpr Index kNC = kNR * 128;  // columns of a packed B block: stays in L3
@@ -56,17 +57,32 @@ struct Kernel {
     return v;
   }
 
-  // C[0..MR, 0..NR) = alpha * A_panel B_panel + (beta * C | bias) over depth kc, writing only
-  // rows < rows and columns < cols. a: kc x MR (k-major), b: kc x NR (k-major), both aligned.
+  // How many of a block's mc rows go in MR-row panels; SmallMR-row panels take the rest (the
+  // last one zero-padded). Chosen to pad the fewest rows: with 6 and 4 on AVX2, the 8 or 16
+  // rows of a thread's share of a small batch run as 4 + 4 or 6 + 6 + 4 instead of 6 + 6 or
+  // 6 + 6 + 6 (33% or 11% of the products on padding rows).
+  static Index big_rows(Index mc) {
+    Index best = (mc + MR - 1) / MR * MR, best_big = best;  // MR panels only
+    for (Index big = mc / MR * MR; big >= 0; big -= MR) {
+      const Index padded = big + (mc - big + SmallMR - 1) / SmallMR * SmallMR;
+      if (padded < best) best = padded, best_big = big;
+      if (mc - big >= MR * SmallMR) break;  // more small panels only pad more
+    }
+    return std::min(best_big, mc);
+  }
+  static int panel_height(Index r, Index big) { return r < big ? MR : SmallMR; }
+
+  // C[0..Rows, 0..NR) = alpha * A_panel B_panel + (beta * C | bias) over depth kc, writing only
+  // rows < rows and columns < cols. a: kc x Rows (k-major), b: kc x NR (k-major), both aligned.
   // (kBias is a template parameter: a runtime test would cost registers the tile needs.)
-  template <bool kBias>
+  template <bool kBias, int Rows>
   static void micro(Index kc, const float* __restrict a, const float* __restrict b, float* c, Index ldc,
                     float alpha, float beta, const float* bias, Index rows, Index cols) {
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) __builtin_prefetch(c + i * ldc, 1);
-    Vec acc[MR][NV];
+    for (int i = 0; i < Rows; ++i) __builtin_prefetch(c + i * ldc, 1);
+    Vec acc[Rows][NV];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < Rows; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = Vec{};
 #pragma GCC unroll 4
@@ -75,15 +91,15 @@ struct Kernel {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const Vec*>(b + p * kNR + v * Lanes);
 #pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        const Vec av = splat(a + p * MR + i);
+      for (int i = 0; i < Rows; ++i) {
+        const Vec av = splat(a + p * Rows + i);
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) acc[i][v] += av * bv[v];
       }
     }
-    if (rows == MR && cols == kNR) {
+    if (rows == Rows && cols == kNR) {
 #pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i)
+      for (int i = 0; i < Rows; ++i)
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
           float* out = c + i * ldc + v * Lanes;
@@ -94,9 +110,9 @@ struct Kernel {
         }
       return;
     }
-    alignas(64) float tile[MR][kNR];
+    alignas(64) float tile[Rows][kNR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < Rows; ++i)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) store(&tile[i][v * Lanes], acc[i][v]);  // (unrolled: acc stays in registers)
     for (Index i = 0; i < rows; ++i)
@@ -107,26 +123,29 @@ struct Kernel {
       }
   }
 
-  // op(A) rows [i0, i0 + mc) x depth [p0, p0 + kc) as MR-row panels, zero-padded.
+  // op(A) rows [i0, i0 + mc) x depth [p0, p0 + kc) as panels of MR, then SmallMR, rows
+  // (big_rows()), zero-padded.
   static void pack_a(bool trans, const float* a, Index lda, Index i0, Index mc, Index p0, Index kc, float* out) {
-    for (Index r = 0; r < mc; r += MR) {
-      const Index rows = std::min<Index>(MR, mc - r);
+    const Index big = big_rows(mc);
+    for (Index r = 0, h; r < mc; r += h) {
+      h = panel_height(r, big);
+      const Index rows = std::min<Index>(h, mc - r);
       float* panel = out + r * kc;
       if (trans) {  // op(A)(i, p) = a[p * lda + i]
         for (Index p = 0; p < kc; ++p) {
           const float* src = a + (p0 + p) * lda + i0 + r;
-          float* dst = panel + p * MR;
+          float* dst = panel + p * h;
           Index i = 0;
           for (; i < rows; ++i) dst[i] = src[i];
-          for (; i < MR; ++i) dst[i] = 0.f;
+          for (; i < h; ++i) dst[i] = 0.f;
         }
       } else {      // op(A)(i, p) = a[i * lda + p]
         for (Index i = 0; i < rows; ++i) {
           const float* src = a + (i0 + r + i) * lda + p0;
-          for (Index p = 0; p < kc; ++p) panel[p * MR + i] = src[p];
+          for (Index p = 0; p < kc; ++p) panel[p * h + i] = src[p];
         }
-        for (Index i = rows; i < MR; ++i)
-          for (Index p = 0; p < kc; ++p) panel[p * MR + i] = 0.f;
+        for (Index i = rows; i < h; ++i)
+          for (Index p = 0; p < kc; ++p) panel[p * h + i] = 0.f;
       }
     }
   }
@@ -158,13 +177,21 @@ struct Kernel {
   // A packed A block (mc rows) times nc columns of packed B panels (depth kc).
   static void macro(Index mc, Index nc, Index kc, const float* a_packed, const float* b_panels, float alpha,
                     float beta, const float* bias, float* c, Index ldc) {
+    const Index big = big_rows(mc);
     for (Index j = 0; j < nc; j += kNR)
-      for (Index i = 0; i < mc; i += MR) {
-        const Index rows = std::min<Index>(MR, mc - i), cols = std::min<Index>(kNR, nc - j);
-        if (bias)
-          micro<true>(kc, a_packed + i * kc, b_panels + j * kc, c + i * ldc + j, ldc, alpha, beta, bias + j, rows, cols);
-        else
-          micro<false>(kc, a_packed + i * kc, b_panels + j * kc, c + i * ldc + j, ldc, alpha, beta, nullptr, rows, cols);
+      for (Index i = 0, h; i < mc; i += h) {
+        h = panel_height(i, big);
+        const Index rows = std::min<Index>(h, mc - i), cols = std::min<Index>(kNR, nc - j);
+        const float* a = a_packed + i * kc;
+        const float* b = b_panels + j * kc;
+        float* out = c + i * ldc + j;
+        if (h == MR) {
+          if (bias) micro<true, MR>(kc, a, b, out, ldc, alpha, beta, bias + j, rows, cols);
+          else micro<false, MR>(kc, a, b, out, ldc, alpha, beta, nullptr, rows, cols);
+        } else {
+          if (bias) micro<true, SmallMR>(kc, a, b, out, ldc, alpha, beta, bias + j, rows, cols);
+          else micro<false, SmallMR>(kc, a, b, out, ldc, alpha, beta, nullptr, rows, cols);
+        }
       }
   }
 
@@ -230,13 +257,13 @@ struct Kernel {
 };
 
 #if defined(__AVX512F__)
-using Wide = Kernel<16, 14, 2>;   // 28 accumulators + 2 B vectors + 1 broadcast of 32 registers
-using Narrow = Kernel<8, 6, 2>;
+using Wide = Kernel<16, 14, 2, 8>;   // 28 accumulators + 2 B vectors + 1 broadcast of 32 registers
+using Narrow = Kernel<8, 6, 2, 4>;
 #elif defined(__AVX__)
-using Wide = Kernel<8, 6, 2>;     // 12 accumulators + 2 + 1 of 16 registers
+using Wide = Kernel<8, 6, 2, 4>;     // 12 accumulators + 2 + 1 of 16 registers; 4 rows: 8 + 2 + 1
 using Narrow = Wide;
 #else
-using Wide = Kernel<4, 6, 2>;
+using Wide = Kernel<4, 6, 2, 4>;
 using Narrow = Wide;
 #endif
 
