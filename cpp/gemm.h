@@ -44,6 +44,20 @@ void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, T alpha, const 
     detail::eigen_gemm<T>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// Whether C^T = op(B)^T op(A)^T is the cheaper way to a product whose C is m x n: our
+// SGEMM pads C's width to whole column panels (16 columns on AVX2), so a narrow or odd
+// width such as 65 wastes a fifth of the work, while its rows are padded only to 4 or 6.
+template <class T>
+bool transposed_product_pads_less(Index m, Index n) {
+  if constexpr (std::is_same_v<T, float>) {
+    const Index w = sgemm::panel_width();
+    const auto waste = [w](Index cols) { return double((cols + w - 1) / w * w - cols) / double(cols); };
+    return waste(m) + 0.05 < waste(n);
+  } else {
+    return false;  // Eigen (the double reference path): no preference
+  }
+}
+
 // op(B) (k x n) prepared once for many products.
 template <class T>
 class PackedMatrix {

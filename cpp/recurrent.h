@@ -94,7 +94,7 @@ struct RecurrentWorkspace {
     std::vector<T> recurrent;   // B x G*H: h W_hh^T for cells that keep it apart
     std::vector<T> h_final, c_final;  // B x H in schedule order
     std::vector<T> dh, dc;      // B x H carries of the backward loop
-    std::vector<T> grad_w;      // G*H x (H + I): interleaved [dW_hh | dW_ih]
+    std::vector<T> grad_w;      // G*H x (H + I): interleaved [dW_hh | dW_ih], or its transpose
     std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell (a slice per member)
     std::vector<T> bias;        // G*H interleaved: both biases folded for the input projection
     PackedMatrix<T> input_weights;  // W_ih^T (forward) or W_ih (backward), packed once per call
@@ -423,25 +423,41 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   // 2. Weight and input gradients: [dW_hh | dW_ih] = dG^T [H_prev | X] in one GEMM over all
   // steps (after the GRU's n-gate swap, dG is the input projection's gradient; dW_hh needs the
   // recurrent one, so GRU takes two), then dX = dG W_ih.
+  // When H + I is a poor fit for the GEMM's column panels (S1: 65), the transposes
+  // dW^T = [H_prev | X]^T dG are computed instead (grad_w then holds (H + I) x G*H).
   if (a.dx) std::fill_n(a.dx, shape.sequence.steps * B * I, T(0));
   ws.packed.resize(N * I);
+  const bool transposed = transposed_product_pads_less<T>(GH, HX);
+  // grad_w's columns [col, col + cols) (its rows, when transposed) = dG^T of hx's columns [col, col + cols)
+  const auto weight_gradient = [&](typename RecurrentWorkspace<T>::Direction& W, Index col, Index cols) {
+    if (transposed)
+      gemm_parallel<T>(true, false, cols, GH, N, T(1), W.hx.data() + col, HX, W.gates.data(), GH, T(0),
+                       W.grad_w.data() + col * GH, GH);
+    else
+      gemm_parallel<T>(true, false, GH, cols, N, T(1), W.gates.data(), GH, W.hx.data() + col, HX, T(0),
+                       W.grad_w.data() + col, HX);
+  };
+  const auto accumulate = [&](const T* grad_w, Index col, Index cols, T* natural) {
+    if (transposed) layout.accumulate_natural_rows_transposed(grad_w + col * GH, GH, cols, natural);
+    else layout.accumulate_natural_rows(grad_w + col, HX, cols, natural);
+  };
   for (int d = 0; d < D; ++d) {
     auto& W = ws.dir[d];
     const DirectionGrads<T>& g = a.grads[d];
     W.grad_w.resize(GH * HX);
     if (Cell::kInputGradientsDiffer) {
-      gemm_parallel<T>(true, false, GH, H, N, T(1), W.gates.data(), GH, W.hx.data(), HX, T(0), W.grad_w.data(), HX);
+      weight_gradient(W, 0, H);
       run_team(threads_for(double(N) * H, 5e5), [&](int id, int size) {
         Index r0, r1;
         share(N, id, size, &r0, &r1);
         Cell::to_input_gradients(W.gates.data() + r0 * GH, W.aux.data() + r0 * H, r1 - r0, layout);
       });
-      gemm_parallel<T>(true, false, GH, I, N, T(1), W.gates.data(), GH, W.hx.data() + H, HX, T(0), W.grad_w.data() + H, HX);
+      weight_gradient(W, H, I);
     } else {
-      gemm_parallel<T>(true, false, GH, HX, N, T(1), W.gates.data(), GH, W.hx.data(), HX, T(0), W.grad_w.data(), HX);
+      weight_gradient(W, 0, HX);
     }
-    if (g.w_hh) layout.accumulate_natural_rows(W.grad_w.data(), HX, H, g.w_hh);
-    if (g.w_ih) layout.accumulate_natural_rows(W.grad_w.data() + H, HX, I, g.w_ih);
+    if (g.w_hh) accumulate(W.grad_w.data(), 0, H, g.w_hh);
+    if (g.w_ih) accumulate(W.grad_w.data(), H, I, g.w_ih);
     if (g.b_hh) layout.accumulate_natural_rows(W.grad_bias.data(), 1, 1, g.b_hh);
     if (g.b_ih)
       layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? W.grad_input_bias.data() : W.grad_bias.data(), 1,

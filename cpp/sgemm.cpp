@@ -327,6 +327,10 @@ const char* kernel_name() {
   });
 }
 
+Index panel_width() {
+  return dispatch([](auto k) { return Index(decltype(k)::kNR); });
+}
+
 void PackedB::reserve(Index k, Index n) {
   dispatch([&](auto kernel) {
     using K = decltype(kernel);

@@ -60,4 +60,7 @@ void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha, co
 // The kernel in use ("16 lanes x 14 rows", ...), for benchmarks and reports.
 const char* kernel_name();
 
+// Columns of C per micro-kernel tile (8, 16 or 32): C's width is padded to a multiple of it.
+Index panel_width();
+
 }  // namespace lstm_native::sgemm

@@ -48,6 +48,17 @@ struct GateLayout {
         for (Index j = 0; j < cols; ++j) d[j] += s[j];
       }
   }
+  // dst (PyTorch's rows, `cols` wide) += the transpose of src (cols x G*H, interleaved
+  // columns, rows `src_stride` apart).
+  template <class T>
+  void accumulate_natural_rows_transposed(const T* src, Index src_stride, Index cols, T* dst) const {
+    for (int g = 0; g < gates; ++g)
+      for (Index u = 0; u < hidden; ++u) {
+        const T* s = src + interleaved(g, u);
+        T* d = dst + (g * hidden + u) * cols;
+        for (Index j = 0; j < cols; ++j) d[j] += s[j * src_stride];
+      }
+  }
 };
 
 // One row's block of up to 16 units, where a cell's gate math works. W is the block width
