@@ -4,11 +4,15 @@ from __future__ import annotations
 import contextlib
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True    # each thread starts with gradients on (a class default: reads cost no exception)
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -17,7 +21,7 @@ class no_grad(contextlib.ContextDecorator):
     which matters to a stream that enters it once per time step."""
 
     def __enter__(self):
-        self._previous = getattr(_state, "enabled", True)
+        self._previous = _state.enabled
         _state.enabled = False
         return self
 

@@ -52,6 +52,14 @@ def _elementwise(pred, target, mask, name, value_fn, grad_fn):
 
 def mse(pred, target, mask=None):
     """Mean squared error (torch.nn.MSELoss)."""
+    if mask is None and type(pred) is np.ndarray and type(target) is np.ndarray and pred.shape == target.shape \
+            and pred.dtype.kind == "f" and target.dtype.kind in "fiub" and pred.size:
+        # The common case in a few NumPy calls (the general path costs ~12 us on a small batch).
+        diff = pred.astype(np.float64)
+        diff -= target
+        value = float(np.square(diff).sum() / diff.size)
+        diff *= 2.0 / diff.size
+        return value, diff.astype(pred.dtype, copy=False)
     return _elementwise(pred, target, mask, "mse", lambda d: d * d, lambda d: 2 * d)
 
 

@@ -62,6 +62,16 @@ def _class_key(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+# Bumped whenever any module gains or loses a parameter or child, so that parameters() can
+# keep its list between calls (a training step asks for it in zero_grad and clipping).
+_structure_version = 0
+
+
+def module_structure_version() -> int:
+    """Changes whenever any module gains, loses or replaces a parameter or child."""
+    return _structure_version
+
+
 class Module:
     """Base class: parameters, children, train/eval mode, state dicts and gradients."""
 
@@ -76,17 +86,23 @@ class Module:
 
     # -- registration -------------------------------------------------------------
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        own = self.__dict__
+        if "_parameters" not in own:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        if isinstance(value, (Parameter, Module)) or name in own["_parameters"] or name in own["_modules"]:
+            global _structure_version
+            _structure_version += 1
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
+            if isinstance(value, Parameter):
+                self._parameters[name] = value
+            elif isinstance(value, Module):
+                self._modules[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
+        global _structure_version
+        _structure_version += 1
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
         object.__delattr__(self, name)
@@ -102,7 +118,11 @@ class Module:
             yield from child.named_parameters(prefix + name + ".")
 
     def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+        cached = self.__dict__.get("_parameter_list")
+        if cached is None or cached[0] != _structure_version:
+            cached = (_structure_version, [p for _, p in self.named_parameters()])
+            object.__setattr__(self, "_parameter_list", cached)
+        return list(cached[1])
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
         yield prefix.rstrip("."), self

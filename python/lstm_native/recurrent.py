@@ -15,9 +15,16 @@ from ._backend import core
 from ._checks import float_array, lengths_array, require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
-from .module import Module, Parameter
+from .module import Module, Parameter, module_structure_version
 
 _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")   # per layer, + "_l{k}" [+ "_reverse"]
+
+
+def _same_last_steps(a, b) -> bool:
+    """Whether two per-sequence last steps agree (None: every sequence ends at T - 1)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return np.array_equal(a, b)
 
 
 class RecurrentBase(Module):
@@ -73,11 +80,13 @@ class RecurrentBase(Module):
 
     def _layer_params(self, layer: int, attr: str):
         """Per direction, the (w_ih, w_hh, b_ih, b_hh) arrays of Parameter attribute `attr`."""
-        out = []
-        for suffix in self._suffixes(layer):
-            ps = [getattr(self, name + suffix, None) for name in _WEIGHT_NAMES]
-            out.append(tuple(None if p is None else getattr(p, attr) for p in ps))
-        return out
+        cached = self.__dict__.get("_parameter_objects")   # the Parameters by layer, kept until any module changes
+        if cached is None or cached[0] != module_structure_version():
+            cached = (module_structure_version(),
+                      [[tuple(getattr(self, name + suffix, None) for name in _WEIGHT_NAMES)
+                        for suffix in self._suffixes(k)] for k in range(self.num_layers)])
+            object.__setattr__(self, "_parameter_objects", cached)
+        return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in cached[1][layer]]
 
     def _state(self, value, name: str, batch: int):
         if value is None:
@@ -118,7 +127,7 @@ class RecurrentBase(Module):
                 masks.append(None)
             layer_input = out
         object.__setattr__(self, "_last_masks", masks)  # the dropout masks used (None: no dropout)
-        last_steps = np.full(batch, steps - 1) if lengths is None else lengths - 1
+        last_steps = None if lengths is None else lengths - 1   # None: every sequence ends at T - 1
         object.__setattr__(self, "_ctx", dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape,
                                               last_steps=last_steps) if keep else None)
         return layer_input, h_n, c_n
@@ -131,7 +140,7 @@ class RecurrentBase(Module):
         D, H, L, batch = self.num_directions, self.hidden_size, self.num_layers, ctx["batch"]
         grad = last_grad = None
         if isinstance(dout, LastStepGradient) and self.batch_first and dout.shape == ctx["out_shape"] \
-                and np.array_equal(dout.last, ctx["last_steps"]):
+                and _same_last_steps(dout.last, ctx["last_steps"]):
             last_grad = float_array(dout.grad, "dout", self.dtype)   # only the last steps: no dense array
             dout = None
         if dout is not None:
