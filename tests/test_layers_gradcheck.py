@@ -49,6 +49,23 @@ def test_linear():
     check_module(ln.Linear(5, 3, dtype=F64), randn(4, 5))
     check_module(ln.Linear(5, 3, dtype=F64), randn(2, 4, 5))   # any leading axes
     check_module(ln.Linear(5, 3, bias=False, dtype=F64), randn(4, 5))
+    check_module(ln.Linear(40, 30, dtype=F64), randn(2, 15, 40))  # above the small-product size: the core's GEMM
+
+
+def test_linear_small_and_large_products_agree():
+    """Tiny heads multiply through NumPy, the rest through the core: same values, same gradients."""
+    layer = ln.Linear(64, 8, seed=0)
+    x = randn(3, 64).astype(np.float32)     # 3 x 64 x 8: NumPy's product
+    big = np.concatenate([x] * 30)           # 90 rows: the core's product
+    g = randn(3, 8, seed=5).astype(np.float32)
+    small_out = layer(x)
+    small_dx = layer.backward(g)
+    small_dw = layer.weight.grad.copy()
+    layer.zero_grad()
+    big_out = layer(big)
+    big_dx = layer.backward(np.concatenate([g] + [np.zeros_like(g)] * 29))
+    assert rel_err(big_out[:3], small_out) < 1e-6 and rel_err(big_dx[:3], small_dx) < 1e-6
+    assert rel_err(layer.weight.grad, small_dw) < 1e-6
 
 
 def test_layer_norm():
@@ -69,6 +86,18 @@ def test_last_timestep_with_lengths():
     layer = ln.LastTimestep()
     x = randn(3, 5, 2)
     check_module(layer, x, forward=lambda: layer(x, lengths=[5, 2, 3]))
+
+
+def test_last_timestep_without_lengths():
+    layer = ln.LastTimestep()
+    x = randn(3, 5, 2)
+    check_module(layer, x)
+    out = layer(x)
+    assert np.array_equal(out, x[:, -1]) and out.flags.c_contiguous
+    out[:] = 7                               # a copy: the input sequence is untouched
+    assert not np.any(x == 7)
+    dense = np.asarray(layer.seq_backward(np.ones((3, 2))))
+    assert np.all(dense[:, -1] == 1) and np.all(dense[:, :-1] == 0)
 
 
 def test_time_distributed():

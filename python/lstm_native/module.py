@@ -92,8 +92,11 @@ class Module:
         if isinstance(value, (Parameter, Module)) or name in own["_parameters"] or name in own["_modules"]:
             global _structure_version
             _structure_version += 1
-            self._parameters.pop(name, None)
-            self._modules.pop(name, None)
+            # A replacement keeps its place (state_dict order, as PyTorch); anything else moves.
+            if not (isinstance(value, Parameter) and name in own["_parameters"]):
+                self._parameters.pop(name, None)
+            if not (isinstance(value, Module) and name in own["_modules"]):
+                self._modules.pop(name, None)
             if isinstance(value, Parameter):
                 self._parameters[name] = value
             elif isinstance(value, Module):
