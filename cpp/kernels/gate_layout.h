@@ -50,13 +50,17 @@ struct GateLayout {
   }
   // dst (PyTorch's rows, `cols` wide) += the transpose of src (cols x G*H, interleaved
   // columns, rows `src_stride` apart).
+  // Tile by tile (one gate of one unit block: up to 16 contiguous columns of src) so that
+  // each src row is read in one run and the tile's dst rows stay in L1.
   template <class T>
   void accumulate_natural_rows_transposed(const T* src, Index src_stride, Index cols, T* dst) const {
-    for (int g = 0; g < gates; ++g)
-      for (Index u = 0; u < hidden; ++u) {
-        const T* s = src + interleaved(g, u);
-        T* d = dst + (g * hidden + u) * cols;
-        for (Index j = 0; j < cols; ++j) d[j] += s[j * src_stride];
+    for (Index k = 0; k < blocks(); ++k)
+      for (int g = 0; g < gates; ++g) {
+        const Index u0 = first_unit(k), w = width(k);
+        const T* s = src + column(k) + g * w;
+        T* d = dst + (g * hidden + u0) * cols;
+        for (Index j = 0; j < cols; ++j)
+          for (Index u = 0; u < w; ++u) d[u * cols + j] += s[j * src_stride + u];
       }
   }
 };
