@@ -5,6 +5,8 @@
 // forward   1. input projection of every step at once: gates = X W_ih^T + bias (one GEMM)
 //           2. per step: h_{t-1} W_hh^T with W_hh packed once per call, then the cell's gate
 //              math; the team divides the steps' rows or units as step_loop.h says
+//           An LSTM with a narrow input (S1: I = 1) skips 1. and takes x into each step's
+//           product instead: [h_{t-1} | x_t] [W_hh | W_ih]^T + bias (see fuse_input()).
 // backward  1. per step: the cell's gradient math (which also sums the bias gradients),
 //              then dh_{t-1} = dG_t W_hh
 //           2. weight gradients as one GEMM each over all steps:
@@ -87,6 +89,7 @@ template <class T>
 struct RecurrentWorkspace {
   struct Direction {
     std::vector<T> w_ih, w_hh;  // interleaved copies of the weights the forward ran with
+    std::vector<T> w_hx;        // G*H x (H + I): [W_hh | W_ih] rows side by side, when x joins the step's product
     std::vector<T> gates;       // rows x G*H: activations, then gradients
     std::vector<T> hx;          // rows x (H + I): the h each packed row started from, then its x
                                 // (side by side, so dW_hh and dW_ih are one GEMM over dG)
@@ -144,6 +147,16 @@ void scatter_add_rows(const T* packed, const LayerShape& shape, const Schedule& 
   });
 }
 
+// Whether the forward takes x_t into each step's product rather than projecting every step's
+// input at once. The one-off projection is a separate, serial-ish pass over all N x G*H gate
+// values; when I is small next to H it costs more than the few extra columns of depth it
+// saves each step (S1, I = 1: a 16 us pass against +1/64 on each step's product). Cells
+// that keep h W_hh^T apart from the input part (GRU's n gate) cannot merge the two.
+template <class Cell>
+bool fuse_input(Index input, Index hidden) {
+  return Cell::kRecurrentIntoGates && input * 8 <= hidden;
+}
+
 template <class T>
 void copy_units(const T* src, T* dst, Index u0, Index u1) {
   std::copy(src + u0, src + u1, dst + u0);
@@ -154,20 +167,22 @@ void copy_units(const T* src, T* dst, Index u0, Index u1) {
 // units). When the team splits the batch each direction's whole matrix is shared: reserved
 // here, then packed by the direction's members together. Otherwise each member packs the
 // columns of its own share into its own slot.
+// The forward's depth is H, or H + I when x joins the step's product (w_hx).
 template <class T>
-void reserve_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, int directions, bool forward) {
-  const Index H = ws.shape.hidden, GH = ws.cell_gates * H;
+void reserve_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, int directions, bool forward,
+                          bool fused = false) {
+  const Index H = ws.shape.hidden, GH = ws.cell_gates * H, K = fused ? H + ws.shape.input : H;
   ws.step_weights.resize(plan.split_batch ? directions : 2 * plan.threads);
   if (plan.split_batch)
     for (int d = 0; d < directions; ++d) {
-      if (forward) ws.step_weights[d].reserve(true, ws.dir[d].w_hh.data(), H, H, GH);
+      if (forward) ws.step_weights[d].reserve(true, fused ? ws.dir[d].w_hx.data() : ws.dir[d].w_hh.data(), K, K, GH);
       else ws.step_weights[d].reserve(false, ws.dir[d].w_hh.data(), H, GH, H);
     }
 }
 
 template <class T>
 const PackedMatrix<T>& pack_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, const GateLayout& layout,
-                                         const StepShare& my, int slot, bool forward) {
+                                         const StepShare& my, int slot, bool forward, bool fused = false) {
   const Index H = layout.hidden, GH = layout.columns();
   const T* w_hh = ws.dir[my.direction].w_hh.data();
   if (plan.split_batch) {
@@ -177,7 +192,9 @@ const PackedMatrix<T>& pack_step_weights(RecurrentWorkspace<T>& ws, const StepPl
   if (forward) {
     const Index c0 = layout.column(my.block_begin);
     const Index c1 = my.block_end == layout.blocks() ? GH : layout.column(my.block_end);
-    ws.step_weights[slot].pack(true, w_hh + c0 * H, H, H, c1 - c0);
+    const Index K = fused ? H + ws.shape.input : H;
+    const T* w = fused ? ws.dir[my.direction].w_hx.data() : w_hh;
+    ws.step_weights[slot].pack(true, w + c0 * K, K, K, c1 - c0);
   } else {
     const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
     ws.step_weights[slot].pack(false, w_hh + u0, H, GH, u1 - u0);
@@ -203,6 +220,7 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   ws.schedule = Schedule::make(shape.sequence.steps, B, a.lengths);
   const Schedule& sc = ws.schedule;
   const Index N = sc.rows(), HX = H + I;
+  const bool fused = detail::fuse_input<Cell>(I, H);
 
   // 1. Every direction's input projection, one GEMM each, plus the folded biases.
   const T* recurrent_bias[2] = {nullptr, nullptr};
@@ -226,8 +244,17 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
     layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
     detail::gather_rows(a.x, shape, sc, d, I, W.hx.data() + H, HX);
-    W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
-    W.input_weights.multiply_parallel(N, false, W.hx.data() + H, HX, T(1), T(0), W.gates.data(), GH, W.bias.data());
+    if (fused) {
+      W.w_hx.resize(GH * HX);
+      for (Index r = 0; r < GH; ++r) {
+        std::copy_n(W.w_hh.data() + r * H, H, W.w_hx.data() + r * HX);
+        std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + H);
+      }
+    } else {
+      W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+      W.input_weights.multiply_parallel(N, false, W.hx.data() + H, HX, T(1), T(0), W.gates.data(), GH,
+                                        W.bias.data());
+    }
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
@@ -249,12 +276,13 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   // 2. The step loop (step_loop.h says how the team divides it). W_hh^T is packed once:
   // shared per direction when members split the batch, else each member its columns.
   const StepPlan plan = StepPlan::make(D, B, H, GH, blocks);
-  detail::reserve_step_weights(ws, plan, D, true);
+  detail::reserve_step_weights(ws, plan, D, true, fused);
   run_team(plan.threads, [&](int id, int size) {
     StepShare shares[2];
-    const PackedMatrix<T>* w_hh[2];
+    const PackedMatrix<T>* step_w[2];  // packed W_hh^T, or [W_hh | W_ih]^T when fused
     const int n_shares = step_shares(plan, id, D, blocks, shares);
-    for (int i = 0; i < n_shares; ++i) w_hh[i] = &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true);
+    for (int i = 0; i < n_shares; ++i)
+      step_w[i] = &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true, fused);
     if (plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
     for (Index s = 0; s < sc.steps; ++s) {
       const Index rows = sc.batch[s], rows_next = sc.batch[s + 1];
@@ -268,8 +296,11 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
         T* gates = W.gates.data() + (sc.offset[s] + f) * GH;
         T* recurrent = Cell::kRecurrentIntoGates ? gates : W.recurrent.data() + f * GH;
         const T* h_prev = W.hx.data() + (sc.offset[s] + f) * HX;
-        w_hh[i]->multiply(mine, false, h_prev, st * HX, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0), recurrent + c0,
-                      st * GH);
+        if (fused)  // gates = [h | x] [W_hh | W_ih]^T + bias
+          step_w[i]->multiply(mine, false, h_prev, st * HX, T(1), T(0), gates + c0, st * GH, W.bias.data() + c0);
+        else
+          step_w[i]->multiply(mine, false, h_prev, st * HX, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0),
+                              recurrent + c0, st * GH);
         // The gate math for `count` of my rows from row k0, writing the new states to h_to/c_to.
         auto gate_math = [&](Index k0, Index count, T* h_to, Index h_to_stride, T* c_to) {
           if (count == 0) return;

@@ -45,6 +45,24 @@ def test_edge_shapes_match_reference(cell, steps, batch, input_size, hidden, len
 
 
 @pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("input_size,hidden", [(1, 24), (2, 16), (3, 20)])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_narrow_inputs_match_reference(cell, input_size, hidden, with_lengths, threads):
+    """An LSTM whose input is narrow (8 I <= H) takes x_t into each step's product instead of
+    projecting all steps first; (3, 20) stays on the projection path, as a control."""
+    rng = np.random.default_rng(input_size * 10 + with_lengths)
+    steps, batch = 9, 8
+    for bidirectional in (False, True):
+        layer = make_layer(cell, input_size, hidden, num_layers=2, bidirectional=bidirectional, batch_first=True,
+                           seed=5)
+        lengths = random_lengths(rng, batch, steps) if with_lengths else None
+        case = random_case(rng, cell, layer, steps, batch, True, lengths)
+        ours, ref = run_ours(cell, layer, case), run_reference(cell, layer, case)
+        for key in ref:
+            assert rel_err(ours[key], ref[key]) < 1e-5, (key, bidirectional)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_zero_length_sequences_pass_state_through(cell):
     layer = make_layer(cell, 3, 5, seed=0)
     rng = np.random.default_rng(0)

@@ -71,6 +71,17 @@ def test_matches_torch_without_bias_and_at_larger_size(cell):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_matches_torch_at_the_sine_forecasting_shape(cell):
+    """S1's shape (I = 1, H = 64): x joins each step's product, dW is computed transposed."""
+    rng = np.random.default_rng(12)
+    layer = make_layer(cell, 1, 64, batch_first=True, seed=6)
+    case = random_case(rng, cell, layer, 20, 16, True, random_lengths(rng, 16, 20))
+    ours, theirs = run_ours(cell, layer, case), run_torch(cell, layer, case)
+    for key in theirs:
+        assert rel_err(ours[key], theirs[key]) < 1e-5, key
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_default_initialisation_matches_torch_distribution(cell):
     layer = make_layer(cell, 10, 64, num_layers=2, bidirectional=True, seed=0)
     model = TORCH[cell](10, 64, num_layers=2, bidirectional=True)
