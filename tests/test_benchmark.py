@@ -44,3 +44,27 @@ def test_bench_command_writes_its_table(tmp_path, sid, capsys):
     row = next(line for line in text.splitlines() if line.startswith(f"| {sid} | LSTM"))
     ratio = float(row.split("**")[1].rstrip("x"))
     assert ratio > 0
+
+
+def test_default_thread_counts_double_up_to_the_cores():
+    assert benchmark.default_thread_counts(16) == [1, 2, 4, 8, 16]
+    assert benchmark.default_thread_counts(6) == [1, 2, 4, 6]
+    assert benchmark.default_thread_counts(1) == [1]
+
+
+def test_scaling_command_writes_a_row_per_thread_count(tmp_path):
+    import torch
+    threads_before, torch_threads_before = ln.get_num_threads(), torch.get_num_threads()
+    out = tmp_path / "scaling.md"
+    assert benchmark.main(["--scaling", "--shapes", "S1", "--thread-counts", "1,2", "--reps", "5",
+                           "--out", str(out)]) == 0
+    assert ln.get_num_threads() == threads_before and torch.get_num_threads() == torch_threads_before
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| S1 |")]
+    assert [int(r[1]) for r in rows] == [1, 2]
+    assert float(rows[0][7]) == 1.0 and float(rows[0][8]) == 1.0    # speedups relative to the first count
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 and float(r[9]) > 0 for r in rows)
+
+
+def test_scaling_rejects_bad_thread_counts(capsys):
+    assert benchmark.main(["--scaling", "--shapes", "S1", "--thread-counts", "0,2"]) == 2
+    assert "--thread-counts" in capsys.readouterr().err

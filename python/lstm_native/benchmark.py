@@ -408,6 +408,71 @@ def _measure(shape_ids, threads, reps, out_path, memory, stream, quant):
     return results
 
 
+def default_thread_counts(cores=None):
+    """1, 2, 4, ... up to the machine's cores, and the core count itself."""
+    cores = cores or os.cpu_count() or 1
+    counts = [1 << k for k in range(cores.bit_length()) if (1 << k) <= cores]
+    return counts + ([cores] if counts[-1] != cores else [])
+
+
+def scaling(shape_ids, thread_counts, reps, out_path):
+    """Training-step time of both libraries at each thread count (interleaved as in run()),
+    next to each library's sgemm rate at that count: the curve issue 5 asks for, and what it
+    takes to read it (a kernel that scales like the machine's sgemm is limited by it)."""
+    import torch
+    import lstm_native as ln
+    before = ln.get_num_threads(), torch.get_num_threads()
+    out = open(out_path, "w") if out_path else None   # row by row: a run cut short keeps its rows
+
+    def say(line=""):
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+
+    say(f"Machine: {machine_description(max(thread_counts))}; torch {torch.__version__}, numpy {np.__version__}")
+    say()
+    say(f"Training step (as in the main table) at each thread count; speedup = the library's own time at "
+        f"{thread_counts[0]} thread(s) over this one; sgemm = 2048^3 at this count:")
+    say()
+    say("| id | threads | ours ms | torch ms | torch/ours | ours GFLOP/s | torch GFLOP/s | ours speedup | "
+        "torch speedup | sgemm ours GFLOP/s | sgemm torch GFLOP/s |")
+    say("|---|---|---|---|---|---|---|---|---|---|---|")
+    results = {}
+    try:
+        rates = {}
+        for sid in shape_ids:
+            cell, B, T, I, H, L, bi, _ = SHAPES[sid]
+            rng = np.random.default_rng(1)
+            x = rng.standard_normal((B, T, I)).astype(np.float32)
+            y = rng.standard_normal((B, 1)).astype(np.float32)
+            model, ours_step, _ = make_ours(cell, B, T, I, H, L, bi)
+            torch_step, _ = make_torch(model, cell, B, T, I, H, L, bi)
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            flops = training_flops(cell, B, T, I, H, L, bi)
+            first = None
+            for n in thread_counts:
+                ln.set_num_threads(n)
+                torch.set_num_threads(n)
+                if n not in rates:
+                    rates[n] = sgemm_rates(reps=3)
+                ours_step(x, y)
+                torch_step(tx, ty)
+                o, t, rounds = interleaved(lambda: ours_step(x, y), lambda: torch_step(tx, ty), reps, 30)
+                first = first or (o, t)
+                results.setdefault(sid, {})[n] = dict(train_ours=o, train_torch=t, sgemm_ours=rates[n][0],
+                                                      sgemm_torch=rates[n][1], rounds=rounds)
+                say(f"| {sid} | {n} | {o * 1e3:.2f} | {t * 1e3:.2f} | **{t / o:.2f}x** | {flops / o / 1e9:.1f} | "
+                    f"{flops / t / 1e9:.1f} | {first[0] / o:.2f} | {first[1] / t:.2f} | {rates[n][0]:.1f} | "
+                    f"{rates[n][1]:.1f} |")
+    finally:
+        ln.set_num_threads(before[0])
+        torch.set_num_threads(before[1])
+        if out:
+            out.close()
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="lstm-native bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated ids (default: all)")
@@ -418,6 +483,10 @@ def main(argv=None):
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming-latency measurement")
     parser.add_argument("--no-quant", action="store_true", help="skip the quantised-inference measurement")
     parser.add_argument("--json", default=None, help="write the raw figures as JSON")
+    parser.add_argument("--scaling", action="store_true",
+                        help="instead of the tables: training-step time of --shapes at each of --thread-counts")
+    parser.add_argument("--thread-counts", default=None,
+                        help="comma-separated thread counts for --scaling (default: 1, 2, 4, ... up to all cores)")
     parser.add_argument("--memory-probe", nargs=2, metavar=("FRAMEWORK", "SHAPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -433,8 +502,19 @@ def main(argv=None):
     if unknown:
         print(f"unknown shape ids {unknown}; choose from {list(SHAPES)}", file=sys.stderr)
         return 2
-    results = run(ids, args.threads, args.reps, args.out, memory=not args.no_memory, stream=not args.no_stream,
-                  quant=not args.no_quant)
+    if args.scaling:
+        try:
+            counts = [int(c) for c in args.thread_counts.split(",")] if args.thread_counts else default_thread_counts()
+        except ValueError:
+            counts = []
+        if not counts or min(counts) < 1:
+            print(f"--thread-counts must be positive integers separated by commas, got {args.thread_counts!r}",
+                  file=sys.stderr)
+            return 2
+        results = scaling(ids, counts, args.reps, args.out)
+    else:
+        results = run(ids, args.threads, args.reps, args.out, memory=not args.no_memory,
+                      stream=not args.no_stream, quant=not args.no_quant)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
