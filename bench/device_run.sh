@@ -22,6 +22,24 @@ cmake -S . -B build/device -G Ninja -DCMAKE_BUILD_TYPE=Release -DLSTM_NATIVE_TAR
 cp build/device/_core*.so python/lstm_native/
 python3 -c "import lstm_native as ln, torch; print('isa', ln.backend_isa(), 'threads', ln.get_num_threads(), 'torch', torch.__version__, torch.get_num_threads())"
 
+stamp "sgemm tiles (the timed choice, then each forced) at 1 and 16 threads"
+python3 - <<'PY'
+import time, numpy as np, lstm_native as ln
+core, a = ln._core, np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+print("timed choice:", core.sgemm_kernel())
+for threads in (1, 16):
+    ln.set_num_threads(threads)
+    for tile in ("wide", "narrow", "wide", "narrow"):
+        core.set_sgemm_tile(tile)
+        times = []
+        for _ in range(4):
+            t0 = time.perf_counter()
+            core.matmul(a, a)
+            times.append(time.perf_counter() - t0)
+        print(f"{threads:2d} threads {tile:6s} ({core.sgemm_kernel()}): {2 * 2048**3 / min(times[1:]) / 1e9:.1f} GFLOP/s")
+core.set_sgemm_tile("auto")
+PY
+
 stamp scaling
 timeout 260 python3 bench/compare_torch.py --scaling --shapes S3,S5 --thread-counts 1,2,4,8,16 --reps 5 \
   --out "$OUT/scaling.md" --json "$OUT/scaling.json"

@@ -507,6 +507,25 @@ py::array matmul_typed(const py::array& a_obj, const py::object& b_obj, bool tra
   return out;
 }
 
+// Both products of one tile shape (sgemm::products_with_tile), starting from c's values.
+py::tuple sgemm_products_with_tile_py(const std::string& tile, const py::object& a_in, const py::object& b_in,
+                                      bool trans_a, bool trans_b, float alpha, float beta, const py::object& c_in,
+                                      const py::object& bias_in, int parts) {
+  py::array a = checked<float>(a_in, "a", {-1, -1}), b = checked<float>(b_in, "b", {-1, -1});
+  const Index m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
+  const Index n = trans_b ? b.shape(0) : b.shape(1);
+  if ((trans_b ? b.shape(1) : b.shape(0)) != k) throw py::value_error("a and b: inner dimensions differ");
+  py::array c_start = checked<float>(c_in, "c", {m, n});
+  std::vector<py::array> keep;
+  const float* bias = optional_input<float>(bias_in, "bias", {n}, keep);
+  py::array_t<float> c({m, n}), c_packed({m, n});
+  std::copy_n(data_of<float>(c_start), m * n, c.mutable_data());
+  std::copy_n(data_of<float>(c_start), m * n, c_packed.mutable_data());
+  sgemm::products_with_tile(tile, trans_a, trans_b, m, n, k, alpha, data_of<float>(a), a.shape(1), data_of<float>(b),
+                            b.shape(1), beta, c.mutable_data(), c_packed.mutable_data(), bias, parts);
+  return py::make_tuple(c, c_packed);
+}
+
 py::array matmul_py(const py::object& a, const py::object& b, bool trans_a, bool trans_b, const py::object& out,
                     bool accumulate) {
   if (!py::isinstance<py::array>(a)) throw py::type_error("a must be a NumPy array");
@@ -788,6 +807,15 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
   m.def("matmul", &matmul_py, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,
         "op(a) @ op(b) for 2-D arrays or batches (3-D); written to out (added when accumulate).");
+
+  m.def("sgemm_kernel", [] { return std::string(sgemm::kernel_name()); },
+        "The float32 GEMM kernel in use (the first call times the candidates).");
+  m.def("set_sgemm_tile", &sgemm::set_tile, py::arg("choice"),
+        "'auto' (timed), 'wide' or 'narrow': forces the AVX-512 build's GEMM kernel, for comparisons.");
+  m.def("sgemm_products_with_tile", &sgemm_products_with_tile_py, py::arg("tile"), py::arg("a"), py::arg("b"),
+        py::arg("trans_a"), py::arg("trans_b"), py::arg("alpha"), py::arg("beta"), py::arg("c"), py::arg("bias"),
+        py::arg("parts"),
+        "Tests: (gemm, packed gemm with bias) through one tile shape, '16x14', '8x6' or '4x6', on any CPU.");
 
   m.def("sgd_step", [](const py::list& p, const py::list& g, const py::object& buf, double lr, double momentum,
                        double dampening, double weight_decay, bool nesterov, bool first_step) {

@@ -1,6 +1,9 @@
 #include "sgemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <stdexcept>
+#include <string>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -256,14 +259,19 @@ struct Kernel {
   }
 };
 
+// The three tile shapes, one per register width (accumulators + B vectors + one broadcast).
+using Tile512 = Kernel<16, 14, 2, 8>;  // 28 + 2 + 1 of 32 registers
+using Tile256 = Kernel<8, 6, 2, 4>;    // 12 + 2 + 1 of 16 registers; 4 rows: 8 + 2 + 1
+using Tile128 = Kernel<4, 6, 2, 4>;
+
 #if defined(__AVX512F__)
-using Wide = Kernel<16, 14, 2, 8>;   // 28 accumulators + 2 B vectors + 1 broadcast of 32 registers
-using Narrow = Kernel<8, 6, 2, 4>;
+using Wide = Tile512;
+using Narrow = Tile256;
 #elif defined(__AVX__)
-using Wide = Kernel<8, 6, 2, 4>;     // 12 accumulators + 2 + 1 of 16 registers; 4 rows: 8 + 2 + 1
+using Wide = Tile256;
 using Narrow = Wide;
 #else
-using Wide = Kernel<4, 6, 2, 4>;
+using Wide = Tile128;
 using Narrow = Wide;
 #endif
 
@@ -281,14 +289,19 @@ struct Scratch {
 };
 thread_local Scratch scratch;
 
+// Seconds for one product shaped like a recurrent step's, the calls that dominate training:
+// 32 rows (a thread's share of a batch of 64) x 512 columns (4 gates of 128) x depth 256,
+// op(B) packed beforehand, the same product for both kernels. (Timing each kernel on its own
+// block size instead compared 336 x 512 against 144 x 256 products and always picked the
+// smaller: the 8-lane kernel, half the speed of the 16-lane one on CPUs with two 512-bit FMA units.)
 template <class K>
-double time_kernel() {
-  const Index m = K::kMC, n = 4 * K::kNR * 4, k = K::kKC;
+double time_step_product() {
+  const Index m = 32, n = 512, k = 256;
   std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
   Buffer pa = allocate(K::kMC * K::kKC), pb = allocate(K::packed_size(k, n));
   K::pack_all(false, b.data(), n, k, n, pb.get());
   double best = 1e30;
-  for (int rep = 0; rep < 5; ++rep) {
+  for (int rep = 0; rep < 20; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
     K::gemm_packed(m, k, n, false, a.data(), k, pb.get(), 1.f, 0.f, c.data(), n, nullptr, pa.get());
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -296,19 +309,30 @@ double time_kernel() {
   return best;
 }
 
-bool use_narrow() {
+bool narrow_is_faster() {
   static const bool narrow = [] {
     if constexpr (std::is_same_v<Wide, Narrow>) return false;
-    time_kernel<Wide>();  // warm up caches and clocks
-    return time_kernel<Narrow>() < 0.97 * time_kernel<Wide>();
+    time_step_product<Wide>();  // warm up caches and clocks
+    return time_step_product<Narrow>() < 0.97 * time_step_product<Wide>();
   }();
   return narrow;
 }
 
+std::atomic<int> forced_tile{0};  // 0: timed choice, 1: wide, 2: narrow (set_tile())
+
+bool use_narrow() {
+  const int forced = forced_tile.load(std::memory_order_relaxed);
+  return forced == 0 ? narrow_is_faster() : forced == 2;
+}
+
+template <class Fn>
+decltype(auto) dispatch(bool narrow, Fn&& fn) {
+  if (narrow) return fn(Narrow{});
+  return fn(Wide{});
+}
 template <class Fn>
 decltype(auto) dispatch(Fn&& fn) {
-  if (use_narrow()) return fn(Narrow{});
-  return fn(Wide{});
+  return dispatch(use_narrow(), std::forward<Fn>(fn));
 }
 
 }  // namespace
@@ -327,12 +351,20 @@ const char* kernel_name() {
   });
 }
 
+void set_tile(const std::string& choice) {
+  if (choice == "auto") forced_tile = 0;
+  else if (choice == "wide") forced_tile = 1;
+  else if (choice == "narrow") forced_tile = 2;
+  else throw std::invalid_argument("sgemm tile must be 'auto', 'wide' or 'narrow', got '" + choice + "'");
+}
+
 Index panel_width() {
   return dispatch([](auto k) { return Index(decltype(k)::kNR); });
 }
 
 void PackedB::reserve(Index k, Index n) {
-  dispatch([&](auto kernel) {
+  narrow_ = use_narrow();  // packed for this kernel, multiplied by it even if the choice changes
+  dispatch(narrow_, [&](auto kernel) {
     using K = decltype(kernel);
     k_ = k;
     n_ = n;
@@ -345,7 +377,7 @@ void PackedB::reserve(Index k, Index n) {
 }
 
 void PackedB::pack_part(bool trans, const float* b, Index ldb, int part, int parts) {
-  dispatch([&](auto kernel) {
+  dispatch(narrow_, [&](auto kernel) {
     decltype(kernel)::pack_panels(trans, b, ldb, k_, n_, part, parts, data_.get());
   });
 }
@@ -360,7 +392,7 @@ void gemm_packed(Index m, bool trans_a, const float* a, Index lda, const PackedB
         c[i * ldc + j] = (bias ? bias[j] : 0.f) + (beta == 0.f ? 0.f : beta * c[i * ldc + j]);
     return;
   }
-  dispatch([&](auto kernel) {
+  dispatch(b.narrow(), [&](auto kernel) {
     using K = decltype(kernel);
     float* a_packed = scratch.get(scratch.a, scratch.a_size, K::kMC * K::kKC);
     K::gemm_packed(m, k, n, trans_a, a, lda, b.data(), alpha, beta, c, ldc, bias, a_packed);
@@ -381,6 +413,30 @@ void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha, co
     float* b_packed = scratch.get(scratch.b, scratch.b_size, K::kKC * K::kNC);
     K::gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, a_packed, b_packed);
   });
+}
+
+namespace {
+// One tile shape's two paths on fresh buffers: gemm() packing as it goes, and op(B) packed
+// whole (in `parts` pieces, as a team packs it) then gemm_packed() with the bias.
+template <class K>
+void products_with(bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                   const float* b, Index ldb, float beta, float* c, float* c_packed, const float* bias, int parts) {
+  Buffer pa = allocate(K::kMC * K::kKC), pb = allocate(K::kKC * K::kNC);
+  K::gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n, pa.get(), pb.get());
+  Buffer whole = allocate(K::packed_size(k, n));
+  for (int part = 0; part < parts; ++part) K::pack_panels(trans_b, b, ldb, k, n, part, parts, whole.get());
+  K::gemm_packed(m, k, n, trans_a, a, lda, whole.get(), alpha, beta, c_packed, n, bias, pa.get());
+}
+}  // namespace
+
+void products_with_tile(const std::string& tile, bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha,
+                        const float* a, Index lda, const float* b, Index ldb, float beta, float* c, float* c_packed,
+                        const float* bias, int parts) {
+  if (m <= 0 || n <= 0 || k <= 0 || parts < 1) throw std::invalid_argument("products_with_tile: empty product");
+  if (tile == "16x14") products_with<Tile512>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, c_packed, bias, parts);
+  else if (tile == "8x6") products_with<Tile256>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, c_packed, bias, parts);
+  else if (tile == "4x6") products_with<Tile128>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, c_packed, bias, parts);
+  else throw std::invalid_argument("tile must be '16x14', '8x6' or '4x6', got '" + tile + "'");
 }
 
 }  // namespace lstm_native::sgemm

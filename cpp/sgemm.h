@@ -8,15 +8,17 @@
 // caller pack a weight matrix once and reuse it for every time step of a sequence, which is
 // where a recurrent layer spends its time: per step only the small h_{t-1} is packed.
 //
-// An AVX-512 build carries a 16-lane and an 8-lane kernel and keeps whichever runs faster on
-// this CPU (timed once, at first use): on CPUs that split 512-bit operations in two (AMD Zen 4)
-// the 8-lane kernel wins. Both sum in the same order, so results do not depend on the choice.
+// An AVX-512 build carries a 16-lane and an 8-lane kernel and keeps whichever does more
+// multiply-adds per second on this CPU (timed once, at first use): on CPUs that split 512-bit
+// operations in two (AMD Zen 4) the 8-lane kernel can win. Both sum in the same order, so
+// results do not depend on the choice.
 #pragma once
 
 #include "common.h"
 
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 namespace lstm_native::sgemm {
 
@@ -42,10 +44,12 @@ class PackedB {
   Index rows() const { return k_; }
   Index cols() const { return n_; }
   const float* data() const { return data_.get(); }
+  bool narrow() const { return narrow_; }  // which kernel's panel layout data() holds
 
  private:
   Buffer data_;
   Index k_ = 0, n_ = 0, capacity_ = 0;
+  bool narrow_ = false;
 };
 
 // C = alpha * op(A) B_packed + beta * C (+ bias[j] on every row, when bias is given) on the
@@ -57,8 +61,21 @@ void gemm_packed(Index m, bool trans_a, const float* a, Index lda, const PackedB
 void gemm(bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha, const float* a, Index lda,
           const float* b, Index ldb, float beta, float* c, Index ldc);
 
-// The kernel in use ("16 lanes x 14 rows", ...), for benchmarks and reports.
+// The kernel in use ("16 lanes, 14x32 tile", ...), for benchmarks and reports.
 const char* kernel_name();
+
+// "auto" (the timed choice), "wide" or "narrow": forces the AVX-512 build's kernel, to compare
+// the two on one machine. Products already packed keep the kernel they were packed for.
+void set_tile(const std::string& choice);
+
+// For tests: C = alpha op(A) op(B) + beta C through one named tile shape whatever this build
+// picks, "16x14" (AVX-512's), "8x6" (AVX2's) or "4x6" (SSE2's), by gemm() into c and by
+// op(B) packed in `parts` pieces then gemm_packed() with bias (may be null) into c_packed
+// (both n columns wide). A build without the shape's registers runs it on narrower vectors
+// (slow, same arithmetic), so every shape's tiling is tested on any CPU.
+void products_with_tile(const std::string& tile, bool trans_a, bool trans_b, Index m, Index n, Index k, float alpha,
+                        const float* a, Index lda, const float* b, Index ldb, float beta, float* c, float* c_packed,
+                        const float* bias, int parts);
 
 // Columns of C per micro-kernel tile (8, 16 or 32): C's width is padded to a multiple of it.
 Index panel_width();

@@ -301,7 +301,8 @@ def machine_description(threads):
     except OSError:
         pass
     import lstm_native as ln
-    return f"{model}, {os.cpu_count()} logical cores, {threads} threads, kernels: {ln.backend_isa()}"
+    return (f"{model}, {os.cpu_count()} logical cores, {threads} threads, kernels: {ln.backend_isa()}, "
+            f"sgemm tile: {ln._core.sgemm_kernel()}")
 
 
 def run(shape_ids, threads, reps, out_path, memory=True, stream=True, quant=True):
