@@ -71,6 +71,14 @@ def test_every_installed_build_that_this_cpu_runs_trains_alike():
         # different vector widths round differently; training stays the same to float precision
         np.testing.assert_allclose(np.array(result["out"]), reference, rtol=1e-3, atol=1e-4)
         # int8: the same quantised activations bit for bit (scalar and vector forms do the same
-        # IEEE operations) and exact integer products, so only the float cell math differs
+        # IEEE operations) and exact integer products...
         assert result["x_q"] == default["x_q"]
-        np.testing.assert_allclose(np.array(result["int8_out"]), np.array(default["int8_out"]), rtol=1e-3, atol=1e-4)
+        # ...but each build quantises the weights it trained, which differ in the last bits (FMA or
+        # not), and a weight or an h on a rounding boundary of its int8 grid moves by one step of
+        # 1/127 of its row's range: the quantised models agree to well inside their own error
+        # against float (1.5-1.6% of the output range here; seen: baseline vs FMA builds 0.5%).
+        out, int8_out = np.array(result["out"]), np.array(result["int8_out"])
+        int8_ref = np.array(default["int8_out"])
+        scale = np.abs(out).max()
+        assert np.abs(int8_out - out).max() <= 0.03 * scale, isa
+        assert np.abs(int8_out - int8_ref).max() <= 0.015 * scale, isa
