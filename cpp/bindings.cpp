@@ -791,7 +791,10 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
   m.def("conv1d_backward", &conv1d_backward_py, py::arg("x"), py::arg("weight"), py::arg("grad"), py::arg("stride"),
         py::arg("padding"), py::arg("dilation"), py::arg("weight_grad"), py::arg("bias_grad"),
         py::arg("need_input_grad"), "Accumulates weight/bias gradients; returns dx (or None).");
-  m.attr("qgemm_kernel") = qgemm::kernel_name();
+  m.def("qgemm_kernel", [] { return std::string(qgemm::kernel_name()); },
+        "The int8 product kernel in use: 'avx512-vnni', 'avx2' or 'portable'.");
+  m.def("set_qgemm_vnni", &qgemm::set_vnni, py::arg("enabled"),
+        "Turns the VNNI int8 kernel off or back on (for comparisons); returns whether the CPU has it.");
   m.def("quantize_weights", &quantize_weights_py, py::arg("weight"),
         "Symmetric per-row int8: (w_q (n, padded k), scale (n,), row_sum (n,)).");
   m.def("quantize_activations", &quantize_activations_py, py::arg("x"),

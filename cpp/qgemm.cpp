@@ -3,13 +3,16 @@
 // Dot-product form: both operands are row-major with the depth contiguous, so a tile of
 // 2 activation rows x 4 weight rows keeps 8 vector accumulators and reads each 32-byte chunk
 // of those 6 rows once. AVX2: vpmaddubsw (u8 x s8 -> pairs summed into int16, which 7-bit
-// activations keep from saturating), vpmaddwd by ones (-> int32), vpaddd. Elsewhere plain
-// loops, the same exact integers.
+// activations keep from saturating), vpmaddwd by ones (-> int32), vpaddd; on CPUs with
+// AVX-512 VNNI the one vpdpbusd that does all three (qgemm_vnni.cpp). Elsewhere plain loops,
+// the same exact integers.
 #include "qgemm.h"
 
+#include "qgemm_vnni.h"
 #include "threads.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -20,9 +23,35 @@
 namespace lstm_native {
 namespace qgemm {
 
+namespace {
+// 1: the CPU has AVX-512 VNNI and VL and this build compiled the kernels for them; 0: not, or
+// turned off by set_vnni(false) (to compare the two paths on one machine).
+std::atomic<int> vnni_state{-1};
+
+bool use_vnni() {
+  int state = vnni_state.load(std::memory_order_relaxed);
+  if (state < 0) {
+#if defined(__AVX2__) && defined(__GNUC__)
+    state = vnni::compiled() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+#else
+    state = 0;
+#endif
+    vnni_state.store(state, std::memory_order_relaxed);
+  }
+  return state == 1;
+}
+}  // namespace
+
+bool set_vnni(bool enabled) {
+  vnni_state.store(-1);
+  const bool available = use_vnni();
+  vnni_state.store(available && enabled ? 1 : 0);
+  return available;
+}
+
 const char* kernel_name() {
 #if defined(__AVX2__)
-  return "avx2";
+  return use_vnni() ? "avx512-vnni" : "avx2";
 #else
   return "portable";
 #endif
@@ -197,6 +226,20 @@ template <class Emit, class Emit4>
 void products(Index m0, Index m1, Index n0, Index n1, Index kp, const uint8_t* a, const int8_t* b, Emit&& emit,
               Emit4&& emit4) {
   constexpr Index kRowBlock = 128;   // activation rows kept in L2 while the weight rows pass
+  if (use_vnni()) {
+    int32_t block[kRowBlock * 4];
+    for (Index mb = m0; mb < m1; mb += kRowBlock) {
+      const Index me = std::min(m1, mb + kRowBlock);
+      Index n = n0;
+      for (; n + 4 <= n1; n += 4) {
+        vnni::rows_x4(a + mb * kp, me - mb, b + n * kp, kp, block);
+        for (Index m = mb; m < me; ++m) emit4(m, n, block + (m - mb) * 4);
+      }
+      for (; n < n1; ++n)
+        for (Index m = mb; m < me; ++m) emit(m, n, vnni::dot(a + m * kp, b + n * kp, kp));
+    }
+    return;
+  }
   int32_t tile[8];
   for (Index mb = m0; mb < m1; mb += kRowBlock) {
     const Index me = std::min(m1, mb + kRowBlock);

@@ -24,8 +24,13 @@ constexpr int kActivationMax = 127;
 
 inline Index padded_depth(Index k) { return (k + kDepthStep - 1) / kDepthStep * kDepthStep; }
 
-// Which integer kernel this build runs: "avx2" or "portable".
+// Which integer kernel runs: "avx512-vnni" (an AVX2 or wider build on a CPU with AVX-512
+// VNNI), "avx2" or "portable".
 const char* kernel_name();
+
+// Turns the VNNI kernel off (or back on where the CPU has it), to compare both paths on one
+// machine; returns whether the CPU and this build have it. Not while products are running.
+bool set_vnni(bool enabled);
 
 // w (n x k, row stride ldw) -> w_q (n x padded_depth(k)), scale (n), row_sum (n).
 void quantize_weights(const float* w, Index n, Index k, Index ldw, int8_t* w_q, float* scale, int32_t* row_sum);

@@ -62,8 +62,38 @@ def test_activation_quantisation_of_awkward_rows():
     assert np.abs(dequantised[4] - x[4]).max() <= x_scale[4] / 2 * 1.0001
 
 
-def test_kernel_choice_matches_the_build():
-    assert core.qgemm_kernel == ("portable" if ln.backend_isa() == "baseline" else "avx2")
+def cpu_has_vnni():
+    from lstm_native import _backend
+    return {"avx512_vnni", "avx512vl"} <= _backend.cpu_flags()
+
+
+def test_kernel_choice_matches_the_build_and_the_cpu():
+    if ln.backend_isa() == "baseline":
+        assert core.qgemm_kernel() == "portable"
+    else:
+        assert core.qgemm_kernel() == ("avx512-vnni" if cpu_has_vnni() else "avx2")
+
+
+@pytest.mark.parametrize("m, n, k", [(1, 1, 1), (3, 9, 64), (129, 6, 200), (300, 37, 1024), (2, 1030, 2049)])
+def test_vnni_and_avx2_products_are_the_same_exact_integers(m, n, k):
+    """Where the CPU has AVX-512 VNNI both kernels run here (rows around the 2-row tile and the
+    128-row block, columns around the 4-column tile); elsewhere the switch is refused and the
+    one kernel is compared with itself and with NumPy."""
+    x_q, x_scale, x_zero = core.quantize_activations(rand(m, k, seed=3, scale=2))
+    w_q, w_scale, w_sum = core.quantize_weights(rand(n, k, seed=4))
+    expected = x_q.astype(np.int64) @ w_q.astype(np.int64).T
+    x, w = rand(m, k, seed=3, scale=2), rand(n, k, seed=4)
+    try:
+        results = {}
+        for enabled in (True, False):
+            available = core.set_qgemm_vnni(enabled)
+            assert available == (cpu_has_vnni() and ln.backend_isa() != "baseline")
+            results[enabled] = (core.gemm_u8s8(x_q, w_q), core.quantized_linear(x, w_q, w_scale, w_sum, None, k))
+        np.testing.assert_array_equal(results[True][0], expected)
+        np.testing.assert_array_equal(results[False][0], expected)
+        np.testing.assert_array_equal(results[True][1], results[False][1])
+    finally:
+        core.set_qgemm_vnni(True)
 
 
 def test_int8_gemm_rejects_bad_operands():
