@@ -106,6 +106,20 @@ def make_torch(ours_model, cell, B, T, I, H, L, bidirectional):
     return train_step, infer
 
 
+def same_model_both_libraries(sid):
+    """Shape sid's model in both libraries with the same weights, on the same random batch:
+    (ours training step, torch's, ours inference, torch's), each a call without arguments."""
+    import torch
+    cell, B, T, I, H, L, bi, _ = SHAPES[sid]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    y = rng.standard_normal((B, 1)).astype(np.float32)
+    model, ours_step, ours_infer = make_ours(cell, B, T, I, H, L, bi)
+    torch_step, torch_infer = make_torch(model, cell, B, T, I, H, L, bi)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    return (lambda: ours_step(x, y)), (lambda: torch_step(tx, ty)), (lambda: ours_infer(x)), (lambda: torch_infer(tx))
+
+
 def interleaved(fn_a, fn_b, reps, budget_s, block_s=0.02):
     """Median seconds of one call of fn_a and of fn_b, run in blocks A B B A ... for reps
     rounds or budget_s seconds; returns (median a, median b, rounds).
@@ -337,19 +351,14 @@ def _measure(shape_ids, threads, reps, out_path, memory, stream, quant):
     results = {}
     for sid in shape_ids:
         cell, B, T, I, H, L, bi, note = SHAPES[sid]
-        rng = np.random.default_rng(1)
-        x = rng.standard_normal((B, T, I)).astype(np.float32)
-        y = rng.standard_normal((B, 1)).astype(np.float32)
-        model, ours_step, ours_infer = make_ours(cell, B, T, I, H, L, bi)
-        torch_step, torch_infer = make_torch(model, cell, B, T, I, H, L, bi)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        train_ours, train_torch, infer_ours, infer_torch = same_model_both_libraries(sid)
         for _ in range(2):
-            ours_step(x, y)
-            torch_step(tx, ty)
+            train_ours()
+            train_torch()
         flops = training_flops(cell, B, T, I, H, L, bi)
         budget = 60 if flops > 5e10 else 20
-        o, t, n = interleaved(lambda: ours_step(x, y), lambda: torch_step(tx, ty), reps, budget)
-        oi, ti, _ = interleaved(lambda: ours_infer(x), lambda: torch_infer(tx), reps, budget / 2)
+        o, t, n = interleaved(train_ours, train_torch, reps, budget)
+        oi, ti, _ = interleaved(infer_ours, infer_torch, reps, budget / 2)
         results[sid] = dict(train_ours=o, train_torch=t, infer_ours=oi, infer_torch=ti, flops=flops)
         shape = f"{cell}{' bi' if bi else ''} {B} {T} {I} {H} {L}"
         say(f"| {sid} | {shape} | {o * 1e3:.2f} | {t * 1e3:.2f} | **{t / o:.2f}x** | {flops / o / 1e9:.1f} | "
@@ -443,23 +452,17 @@ def scaling(shape_ids, thread_counts, reps, out_path):
     try:
         rates = {}
         for sid in shape_ids:
-            cell, B, T, I, H, L, bi, _ = SHAPES[sid]
-            rng = np.random.default_rng(1)
-            x = rng.standard_normal((B, T, I)).astype(np.float32)
-            y = rng.standard_normal((B, 1)).astype(np.float32)
-            model, ours_step, _ = make_ours(cell, B, T, I, H, L, bi)
-            torch_step, _ = make_torch(model, cell, B, T, I, H, L, bi)
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-            flops = training_flops(cell, B, T, I, H, L, bi)
+            train_ours, train_torch, _, _ = same_model_both_libraries(sid)
+            flops = training_flops(*SHAPES[sid][:7])
             first = None
             for n in thread_counts:
                 ln.set_num_threads(n)
                 torch.set_num_threads(n)
                 if n not in rates:
                     rates[n] = sgemm_rates(reps=3)
-                ours_step(x, y)
-                torch_step(tx, ty)
-                o, t, rounds = interleaved(lambda: ours_step(x, y), lambda: torch_step(tx, ty), reps, 30)
+                train_ours()
+                train_torch()
+                o, t, rounds = interleaved(train_ours, train_torch, reps, 30)
                 first = first or (o, t)
                 results.setdefault(sid, {})[n] = dict(train_ours=o, train_torch=t, sgemm_ours=rates[n][0],
                                                       sgemm_torch=rates[n][1], rounds=rounds)
