@@ -2,11 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <stdexcept>
-#include <string>
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__SSE__)
