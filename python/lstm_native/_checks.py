@@ -76,3 +76,25 @@ def lengths_array(lengths, batch: int, steps: int, name: str = "lengths"):
 def require_finite(arr: np.ndarray, name: str) -> None:
     if not np.isfinite(arr).all():
         raise NonFiniteError(f"{name} contains NaN or infinity")
+
+
+# -- what layers check about themselves ---------------------------------------------------------
+def float_dtype(dtype) -> np.dtype:
+    """A layer's dtype: float32 or float64."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def positive_int(name: str, value) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def require_forward(module, ctx):
+    """What a forward kept for backward, or ValueError when there is none."""
+    if ctx is None:
+        raise ValueError(f"{type(module).__name__}.backward needs a forward first (outside no_grad)")
+    return ctx

@@ -16,9 +16,8 @@ import math
 import numpy as np
 
 from . import ops
-from ._checks import float_array
+from ._checks import float_array, float_dtype, positive_int, require_forward
 from ._grad_mode import is_grad_enabled
-from .layers import _dtype, _need_forward, _positive
 from .module import Module, Parameter
 
 
@@ -27,12 +26,14 @@ class Attention(Module):
     the last call are in ``last_weights``. Parameters: ``W_h`` (A, H), ``W_s`` (A, Q) when
     query_size is given, ``bias`` (A,) and ``v`` (A,)."""
 
+    takes_lengths = True
+
     def __init__(self, hidden_size: int, query_size=None, attention_size=None, seed=None, dtype=np.float32):
         super().__init__()
-        self.hidden_size = _positive("hidden_size", hidden_size)
-        self.query_size = None if query_size is None else _positive("query_size", query_size)
-        self.attention_size = _positive("attention_size", attention_size or hidden_size)
-        self.dtype = _dtype(dtype)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.query_size = None if query_size is None else positive_int("query_size", query_size)
+        self.attention_size = positive_int("attention_size", attention_size or hidden_size)
+        self.dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         A = self.attention_size
 
@@ -80,36 +81,37 @@ class Attention(Module):
         self._ctx = (h, query, energy, alpha, query is None or single_query) if is_grad_enabled() else None
         return context[:, 0] if query is None or single_query else context
 
-    def backward(self, grad):
-        """Returns dh, or (dh, dquery) when the forward had a query."""
-        h, query, energy, alpha, squeezed = _need_forward(self, self._ctx)
+    def backward(self, grad, need_input_grad: bool = True):
+        """Returns dh, or (dh, dquery) when the forward had a query; None when need_input_grad
+        is False (the parameter gradients still accumulate)."""
+        h, query, energy, alpha, squeezed = require_forward(self, self._ctx)
         self._ctx = None
         g = float_array(grad, "grad", self.dtype)
         if squeezed:
             g = g[:, None, :]
         B, T, H = h.shape
         d_alpha = ops.matmul(g, h, trans_b=True)                         # (B, Tq, T)
-        dh = ops.matmul(alpha, g, trans_a=True)                          # (B, T, H)
         d_scores = alpha * (d_alpha - np.sum(alpha * d_alpha, axis=-1, keepdims=True))
         self.v.grad += np.einsum("bqt,bqta->a", d_scores, energy)
         d_pre = d_scores[..., None] * self.v.data * (1 - energy * energy)  # (B, Tq, T, A)
         self.bias.grad += d_pre.sum(axis=(0, 1, 2))
         d_hp = ops.rows(d_pre.sum(axis=1))                               # (B*T, A)
         ops.matmul(d_hp, ops.rows(h), trans_a=True, out=self.W_h.grad, accumulate=True)
+        if query is not None:
+            d_sp = ops.rows(d_pre.sum(axis=2))                           # (B*Tq, A)
+            ops.matmul(d_sp, ops.rows(query), trans_a=True, out=self.W_s.grad, accumulate=True)
+        if not need_input_grad:
+            return None
+        dh = ops.matmul(alpha, g, trans_a=True)                          # (B, T, H)
         dh += ops.matmul(d_hp, self.W_h.data).reshape(B, T, H)
         if query is None:
             return dh
-        d_sp = ops.rows(d_pre.sum(axis=2))                               # (B*Tq, A)
-        ops.matmul(d_sp, ops.rows(query), trans_a=True, out=self.W_s.grad, accumulate=True)
         d_query = ops.matmul(d_sp, self.W_s.data).reshape(query.shape)
         return dh, (d_query[:, 0] if squeezed else d_query)
 
     # In a Sequential: (B, T, H) with lengths -> one context per sequence.
     def seq_forward(self, x, lengths=None):
         return self.forward(x, None, lengths)
-
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad)
 
     def output_lengths(self, lengths):
         return None

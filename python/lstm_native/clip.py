@@ -6,15 +6,11 @@ import math
 import numpy as np
 
 from ._backend import core
-from .module import Module, Parameter
+from .parameter import parameter_list
 
 
 def _grads(parameters):
-    if isinstance(parameters, Module):
-        parameters = parameters.parameters()
-    if isinstance(parameters, Parameter):
-        parameters = [parameters]
-    grads = [p.grad for p in parameters]
+    grads = [p.grad for p in parameter_list(parameters, "clipping")]
     dtypes = {g.dtype for g in grads}
     if len(dtypes) > 1:
         raise TypeError("all gradients must share one dtype")

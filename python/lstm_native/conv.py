@@ -11,9 +11,8 @@ import math
 import numpy as np
 
 from ._backend import core
-from ._checks import float_array, lengths_array
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward
 from ._grad_mode import is_grad_enabled
-from .layers import _dtype, _need_forward, _positive
 from .module import Module, Parameter
 
 
@@ -52,16 +51,18 @@ class Conv1d(Module):
     ``weight`` (C_out, C_in, kernel_size) and ``bias`` (C_out,), both ~ U(-1/sqrt(C_in k),
     1/sqrt(C_in k)); T_out = floor((T + 2 padding - dilation (k - 1) - 1) / stride) + 1."""
 
+    takes_lengths = True
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  dilation: int = 1, bias: bool = True, seed=None, dtype=np.float32):
         super().__init__()
-        self.in_channels = _positive("in_channels", in_channels)
-        self.out_channels = _positive("out_channels", out_channels)
-        self.kernel_size = _positive("kernel_size", kernel_size)
-        self.stride = _positive("stride", stride)
+        self.in_channels = positive_int("in_channels", in_channels)
+        self.out_channels = positive_int("out_channels", out_channels)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
+        self.stride = positive_int("stride", stride)
         self.padding = _non_negative("padding", padding)
-        self.dilation = _positive("dilation", dilation)
-        dtype = _dtype(dtype)
+        self.dilation = positive_int("dilation", dilation)
+        dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_channels * kernel_size)
         self.weight = Parameter(rng.uniform(-bound, bound, (out_channels, in_channels, kernel_size)).astype(dtype))
@@ -101,7 +102,7 @@ class Conv1d(Module):
         return y
 
     def backward(self, grad, need_input_grad: bool = True):
-        x, out_lengths, inside = _need_forward(self, self._ctx)
+        x, out_lengths, inside = require_forward(self, self._ctx)
         g = float_array(grad, "grad", self.weight.dtype)
         if out_lengths is not None:
             g = g.copy()
@@ -112,9 +113,6 @@ class Conv1d(Module):
         if dx is not None and inside is not None:
             dx *= inside                    # those inputs were replaced by zeros: no gradient
         return dx
-
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad, need_input_grad)
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
@@ -127,10 +125,12 @@ class MaxPool1d(Module):
     T_out = floor((T + 2 padding - kernel_size) / stride) + 1, stride defaulting to kernel_size;
     padded steps (and steps past a sequence's length) never win."""
 
+    takes_lengths = True
+
     def __init__(self, kernel_size: int, stride=None, padding: int = 0):
         super().__init__()
-        self.kernel_size = _positive("kernel_size", kernel_size)
-        self.stride = self.kernel_size if stride is None else _positive("stride", stride)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
+        self.stride = self.kernel_size if stride is None else positive_int("stride", stride)
         self.padding = _non_negative("padding", padding)
         if self.padding > self.kernel_size // 2:
             raise ValueError(f"padding must be at most half of kernel_size ({self.kernel_size // 2}), got {padding}")
@@ -174,19 +174,21 @@ class MaxPool1d(Module):
         self._ctx = (x.shape, x.dtype, source, out_lengths) if is_grad_enabled() else None
         return y
 
-    def backward(self, grad):
-        shape, dtype, source, out_lengths = _need_forward(self, self._ctx)
+    def backward(self, grad, need_input_grad: bool = True):
+        shape, dtype, source, out_lengths = require_forward(self, self._ctx)
         g = np.asarray(grad, dtype)
         B, T_out, C = source.shape
         if g.shape != (B, T_out, C):
             raise ValueError(f"MaxPool1d: grad must have shape {(B, T_out, C)}, got {g.shape}")
+        self._ctx = None
+        if not need_input_grad:
+            return None
         if out_lengths is not None:
             g = np.where((np.arange(T_out)[None, :] < out_lengths[:, None])[:, :, None], g, 0)
         dx = np.zeros(shape, dtype)
         b = np.broadcast_to(np.arange(B)[:, None, None], source.shape)
         c = np.broadcast_to(np.arange(C)[None, None, :], source.shape)
         np.add.at(dx, (b, source, c), g)     # overlapping windows may pick the same step
-        self._ctx = None
         return dx
 
     def get_config(self):

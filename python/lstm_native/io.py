@@ -9,13 +9,14 @@ import tempfile
 
 import numpy as np
 
-from .module import Module
+from . import optim, registry
+from .history import History
 
 FORMAT = "lstm_native"
 VERSION = 1
 
 
-def save(model: Module, path, optimizer=None, scheduler=None, training=None) -> None:
+def save(model, path, optimizer=None, scheduler=None, training=None) -> None:
     """Writes model (and, when given, optimizer, scheduler and training progress) to path."""
     path = os.fspath(path)
     meta = {"format": FORMAT, "version": VERSION, "model": model.to_config(),
@@ -68,7 +69,7 @@ def read(path):
     return meta, arrays
 
 
-def restore_weights(model: Module, meta, arrays) -> None:
+def restore_weights(model, meta, arrays) -> None:
     """Loads saved parameters and module states into a model of the same architecture."""
     params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
     for name, module in model.named_modules():
@@ -90,24 +91,21 @@ def restore_optimizer(optimizer, meta, arrays) -> None:
                                "steps": saved["steps"], "buffers": buffers})
 
 
-def load(path) -> Module:
+def load(path):
     """Rebuilds a saved model; its optimizer (if saved) is ``model.optimizer`` and its training
     history ``model.history``."""
-    from . import optim
-    from .training import History
-
     meta, arrays = read(path)
-    model = Module.build(meta["model"])
+    model = registry.build(meta["model"])
     restore_weights(model, meta, arrays)
     if meta.get("optimizer"):
         cls = optim.optimizers.OPTIMIZERS[meta["optimizer"]["class"]]
         hyper = dict(meta["optimizer"]["hyperparameters"])
         opt = cls(model.parameters(), **hyper)
         restore_optimizer(opt, meta, arrays)
-        object.__setattr__(model, "optimizer", opt)
+        model.optimizer = opt
     if meta.get("metadata") is not None:
-        object.__setattr__(model, "metadata", meta["metadata"])
+        model.metadata = meta["metadata"]
     training = meta.get("training") or {}
     if "history" in training:
-        object.__setattr__(model, "history", History.from_dict(training["history"]))
+        model.history = History.from_dict(training["history"])
     return model

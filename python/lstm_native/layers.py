@@ -11,28 +11,9 @@ import numpy as np
 
 from . import ops
 from ._backend import core
-from ._checks import float_array, to_numpy
+from ._checks import float_array, float_dtype, positive_int, require_forward, to_numpy
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
-
-
-def _dtype(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-def _positive(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _need_forward(module, ctx):
-    if ctx is None:
-        raise ValueError(f"{type(module).__name__}.backward needs a forward first (outside no_grad)")
-    return ctx
 
 
 class Linear(Module):
@@ -43,9 +24,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, seed=None, dtype=np.float32):
         super().__init__()
-        self.in_features = _positive("in_features", in_features)
-        self.out_features = _positive("out_features", out_features)
-        dtype = _dtype(dtype)
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
@@ -85,7 +66,7 @@ class Linear(Module):
         return self.forward(x_t), None
 
     def backward(self, grad, need_input_grad: bool = True):
-        x = _need_forward(self, self._x)
+        x = require_forward(self, self._x)
         g = ops.rows(float_array(grad, "grad", self.weight.dtype))
         if g.shape[0] * self.in_features != x.size:
             raise ValueError(f"grad must have shape {x.shape[:-1] + (self.out_features,)}, got {np.shape(grad)}")
@@ -101,9 +82,6 @@ class Linear(Module):
             return None
         return (np.dot(g, self.weight.data) if small else ops.matmul(g, self.weight.data)).reshape(x.shape)
 
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad, need_input_grad)
-
     def get_config(self):
         return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None,
                     dtype=self.weight.dtype.name)
@@ -118,15 +96,15 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx=None, seed=None, dtype=np.float32):
         super().__init__()
-        self.num_embeddings = _positive("num_embeddings", num_embeddings)
-        self.embedding_dim = _positive("embedding_dim", embedding_dim)
+        self.num_embeddings = positive_int("num_embeddings", num_embeddings)
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim)
         if padding_idx is not None:
             padding_idx = int(padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx must be within the {num_embeddings} embeddings, got {padding_idx}")
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
-        w = np.random.default_rng(seed).standard_normal((num_embeddings, embedding_dim)).astype(_dtype(dtype))
+        w = np.random.default_rng(seed).standard_normal((num_embeddings, embedding_dim)).astype(float_dtype(dtype))
         if padding_idx is not None:
             w[padding_idx] = 0
         self.weight = Parameter(w)
@@ -142,8 +120,9 @@ class Embedding(Module):
         self._ids = ids if is_grad_enabled() else None
         return self.weight.data[ids]
 
-    def backward(self, grad, need_input_grad: bool = False):
-        ids = _need_forward(self, self._ids)
+    def backward(self, grad, need_input_grad: bool = True):
+        """Accumulates the rows' gradients; returns None (integer ids have no gradient)."""
+        ids = require_forward(self, self._ids)
         g = np.asarray(grad, self.weight.dtype).reshape(-1, self.embedding_dim)
         flat = ids.reshape(-1)
         if self.padding_idx is not None:
@@ -152,9 +131,6 @@ class Embedding(Module):
         np.add.at(self.weight.grad, flat, g)
         self._ids = None
         return None  # ids have no gradient
-
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad)
 
     def get_config(self):
         return dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,
@@ -187,9 +163,9 @@ class Dropout(Module):
     def stream_step(self, x_t, state):
         return x_t, None          # streams are inference: dropout is off
 
-    def backward(self, grad):
-        mask = _need_forward(self, self._mask)
-        return np.asarray(grad) * mask
+    def backward(self, grad, need_input_grad: bool = True):
+        mask = require_forward(self, self._mask)
+        return np.asarray(grad) * mask if need_input_grad else None
 
     def get_config(self):
         return dict(p=self.p)
@@ -211,9 +187,9 @@ class _Elementwise(Module):
         self._y = y if is_grad_enabled() else None
         return y
 
-    def backward(self, grad):
-        y = _need_forward(self, getattr(self, "_y", None))
-        return np.asarray(grad) * self.derivative(y)
+    def backward(self, grad, need_input_grad: bool = True):
+        y = require_forward(self, getattr(self, "_y", None))
+        return np.asarray(grad) * self.derivative(y) if need_input_grad else None
 
 
 class ReLU(_Elementwise):
@@ -254,9 +230,9 @@ class LayerNorm(Module):
             if len(normalized_shape) != 1:
                 raise ValueError("LayerNorm normalises over the last axis only: give one size")
             normalized_shape = normalized_shape[0]
-        self.normalized_shape = _positive("normalized_shape", normalized_shape)
+        self.normalized_shape = positive_int("normalized_shape", normalized_shape)
         self.eps = float(eps)
-        dtype = _dtype(dtype)
+        dtype = float_dtype(dtype)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine else None
         self._dtype = dtype
@@ -273,8 +249,8 @@ class LayerNorm(Module):
         self._ctx = (x_hat, inv_std) if is_grad_enabled() else None
         return x_hat * self.weight.data + self.bias.data if self.weight is not None else x_hat
 
-    def backward(self, grad):
-        x_hat, inv_std = _need_forward(self, self._ctx)
+    def backward(self, grad, need_input_grad: bool = True):
+        x_hat, inv_std = require_forward(self, self._ctx)
         g = np.asarray(grad, self._dtype)
         if self.weight is not None:
             axes = tuple(range(g.ndim - 1))
@@ -283,6 +259,8 @@ class LayerNorm(Module):
             g = g * self.weight.data
         n = x_hat.shape[-1]
         self._ctx = None
+        if not need_input_grad:
+            return None
         return inv_std / n * (n * g - g.sum(axis=-1, keepdims=True) - x_hat * (g * x_hat).sum(axis=-1, keepdims=True))
 
     def get_config(self):
@@ -312,6 +290,8 @@ class LastStepGradient:
 class LastTimestep(Module):
     """(B, T, F) -> (B, F): each sequence's output at its last valid step (T - 1 without lengths)."""
 
+    takes_lengths = True
+
     def __init__(self):
         super().__init__()
         self._ctx = None
@@ -330,18 +310,18 @@ class LastTimestep(Module):
         self._ctx = (x.shape, x.dtype, last) if is_grad_enabled() else None
         return x[np.arange(B), last]
 
-    def backward(self, grad):
-        return np.asarray(self.seq_backward(grad))
-
-    def seq_forward(self, x, lengths=None):
-        return self.forward(x, lengths)
+    def backward(self, grad, need_input_grad: bool = True):
+        """The dense (B, T, F) gradient (zero but at the last steps)."""
+        lazy = self.seq_backward(grad, need_input_grad)
+        return None if lazy is None else np.asarray(lazy)
 
     def seq_backward(self, grad, need_input_grad=True):
-        shape, dtype, last = _need_forward(self, self._ctx)
+        shape, dtype, last = require_forward(self, self._ctx)
         grad = np.asarray(grad, dtype)
         if grad.shape != (shape[0], shape[2]):
             raise ValueError(f"grad must have shape {(shape[0], shape[2])}, got {grad.shape}")
-        return LastStepGradient(grad, last, shape, dtype)
+        self._ctx = None
+        return LastStepGradient(grad, last, shape, dtype) if need_input_grad else None
 
     def output_lengths(self, lengths):
         return None  # no time axis after this layer
@@ -366,9 +346,9 @@ class TimeDistributed(Module):
         y = self.layer.forward(x.reshape((-1,) + x.shape[2:]))
         return y.reshape(self._shape + y.shape[1:])
 
-    def backward(self, grad):
+    def backward(self, grad, need_input_grad: bool = True):
         grad = np.asarray(grad)
-        dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]))
+        dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]), need_input_grad=need_input_grad)
         return None if dx is None else dx.reshape(self._shape + dx.shape[1:])
 
     def stream_check(self):
@@ -389,6 +369,8 @@ class Residual(Module):
     """y = x + layer(x): a skip connection around a layer (often a recurrent layer in a stack);
     the wrapped layer must keep the shape. Lengths pass through to it."""
 
+    takes_lengths = True
+
     def __init__(self, layer: Module):
         super().__init__()
         self.layer = layer
@@ -400,14 +382,10 @@ class Residual(Module):
         return x + y
 
     def backward(self, grad, need_input_grad: bool = True):
-        inner = self.layer.seq_backward(grad, True)
-        return np.asarray(grad) + inner
-
-    def seq_forward(self, x, lengths=None):
-        return self.forward(x, lengths)
-
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad)
+        inner = self.layer.seq_backward(grad, need_input_grad)
+        if not need_input_grad:
+            return None
+        return np.asarray(grad) + (0 if inner is None else np.asarray(inner))
 
     def stream_check(self):
         self.layer.stream_check()

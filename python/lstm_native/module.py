@@ -1,66 +1,24 @@
-"""Parameters and the Module base class every layer derives from.
+"""The Module base class every layer and model derives from.
 
 A Module holds Parameters (NumPy ``data`` and ``grad`` arrays, updated in place) and child
 Modules, registered by plain attribute assignment as in PyTorch, so names, ``state_dict()``
-keys and ``grads`` keys follow PyTorch's. Every layer implements ``forward`` and
-``backward``; there is no autograd.
+keys and ``grads`` keys follow PyTorch's. There is no autograd: every layer writes its own
+backward. The model-level conveniences (fit, evaluate, predict, save, stream) live here too
+and call the training loop, the file format and the stream, which sit below this module
+(none of them imports it).
 """
 from __future__ import annotations
 
-import importlib
 from collections import OrderedDict
 from typing import Iterator
 
 import numpy as np
 
+from . import io, registry, streaming, training
 from ._checks import to_numpy
+from .parameter import Parameter
 
-
-def _takes_lengths(cls) -> bool:
-    import inspect
-    cached = cls.__dict__.get("_forward_takes_lengths")
-    if cached is None:
-        try:
-            cached = "lengths" in inspect.signature(cls.forward).parameters
-        except (TypeError, ValueError):
-            cached = False
-        setattr(cls, "_forward_takes_lengths", cached)
-    return cached
-
-
-class Parameter:
-    """A trainable array and the gradient that backward passes accumulate into."""
-
-    __slots__ = ("data", "grad")
-
-    def __init__(self, data: np.ndarray):
-        self.data = np.ascontiguousarray(data)
-        self.grad = np.zeros_like(self.data)
-
-    @property
-    def shape(self):
-        return self.data.shape
-
-    @property
-    def dtype(self):
-        return self.data.dtype
-
-    def zero_grad(self) -> None:
-        self.grad[...] = 0
-
-    def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
-
-
-_REGISTRY: dict[str, type] = {}
-
-
-def _class_key(cls: type) -> str:
-    """How a saved file names a module class: short for ours, module-qualified for users'."""
-    if cls.__module__.startswith("lstm_native"):
-        return cls.__qualname__
-    return f"{cls.__module__}:{cls.__qualname__}"
-
+__all__ = ["Module", "Parameter", "module_structure_version"]
 
 # Bumped whenever any module gains or loses a parameter or child, so that parameters() can
 # keep its list between calls (a training step asks for it in zero_grad and clipping).
@@ -73,11 +31,46 @@ def module_structure_version() -> int:
 
 
 class Module:
-    """Base class: parameters, children, train/eval mode, state dicts and gradients."""
+    """Base class: parameters, children, train/eval mode, state dicts and gradients.
+
+    The layer contract. A layer implements some of these run paths; the base class supplies
+    the rest from them:
+
+    ``forward(x, ...)`` / ``backward(grad, need_input_grad=True)``
+        The user's pair. forward keeps what backward needs unless ``ln.no_grad()`` is on;
+        each forward serves one backward. backward accumulates parameter gradients into
+        ``p.grad`` and returns the gradient w.r.t. forward's input, or None when
+        ``need_input_grad`` is False (which every layer honours, skipping that work) or when
+        the input has none (Embedding's integer ids). Layers with extra inputs or outputs
+        (recurrent states, an attention query) return tuples, as their docstrings say.
+    ``seq_forward(x, lengths=None)`` / ``seq_backward(grad, need_input_grad=True)``
+        How a container (Sequential, Residual) runs a layer on a padded batch: one array in,
+        one array out, the gradient of that array back. The defaults call forward/backward;
+        ``lengths`` (B,) is passed to forward only when the class sets ``takes_lengths``.
+        Layers whose forward returns more (recurrent layers drop their states) override them.
+        seq_backward may return a lazy gradient (LastTimestep's LastStepGradient) that the
+        layer below accepts or turns dense with ``np.asarray``.
+    ``output_lengths(lengths)``
+        The lengths after this layer: the same by default; shrunk by convolutions and
+        pooling; None after layers that drop the time axis.
+    ``seq_forward_state(x, state, lengths=None)`` -> (y, state)
+        A whole sequence from a carried state (predict with ``initial_state``). Stateless
+        layers take and return None; an LSTM's state is (h, c), a GRU's h, a container's a
+        list with one entry per child.
+    ``stream_step(x_t, state)`` -> (y_t, state)
+        One time step of a stream (``model.stream()``). Layers acting on each step alone set
+        ``stream_pointwise`` and get forward(x_t); recurrent layers carry their state; the
+        rest need the whole sequence and raise from ``stream_check``.
+
+    Every array a call returns belongs to the caller: no later call writes into it.
+    """
+
+    takes_lengths = False     # forward(x, lengths=...) accepts a padded batch's lengths
+    stream_pointwise = False  # acts on each time step alone (streams call forward on x_t)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _REGISTRY[_class_key(cls)] = cls   # so that ln.load can rebuild any module by name
+        registry.register(cls)   # so that ln.load can rebuild any module by name
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -178,36 +171,32 @@ class Module:
     def num_parameters(self) -> int:
         return int(sum(p.data.size for p in self.parameters()))
 
-    # -- computation --------------------------------------------------------------
+    # -- the run paths (see the class docstring) ---------------------------------------
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward")
 
-    def backward(self, *args, **kwargs):
+    def backward(self, grad, need_input_grad: bool = True):
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
-    # How a container (Sequential) runs this module on a padded batch: a tensor in, a
-    # tensor out, lengths passed to those that use them. Recurrent layers override these
-    # to drop their states; layers that change the time axis override output_lengths.
     def seq_forward(self, x, lengths=None):
-        if lengths is not None and _takes_lengths(type(self)):
+        if lengths is not None and self.takes_lengths:
             return self.forward(x, lengths=lengths)
         return self.forward(x)
 
     def seq_backward(self, grad, need_input_grad: bool = True):
-        return self.backward(grad)
+        return self.backward(grad, need_input_grad=need_input_grad)
 
     def output_lengths(self, lengths):
         return lengths
 
-    # -- state carried across calls (model.stream(), predict(initial_state=...)) ----------
-    # A model's state is one entry per module: None for stateless layers, (h, c) for an LSTM,
-    # h for a GRU, a list for a container. Layers that act on each time step alone set
-    # stream_pointwise and stream by applying forward to x_t; recurrent layers carry their
-    # state; the rest (attention, convolution) need the whole sequence and cannot stream.
-    stream_pointwise = False
+    def seq_forward_state(self, x, state, lengths=None):
+        """Whole-sequence forward from ``state``: (y, final state). Stateless layers: state None."""
+        if state is not None:
+            raise ValueError(f"{type(self).__name__} holds no state, but was given {type(state).__name__}")
+        return self.seq_forward(x, lengths), None
 
     def stream_check(self) -> None:
         """Raises TypeError if this module cannot run one time step at a time."""
@@ -219,19 +208,12 @@ class Module:
         self.stream_check()
         return self.forward(x_t), None
 
-    def seq_forward_state(self, x, state, lengths=None):
-        """Whole-sequence forward from ``state``: (y, final state). Stateless layers: state None."""
-        if state is not None:
-            raise ValueError(f"{type(self).__name__} holds no state, but was given {type(state).__name__}")
-        return self.seq_forward(x, lengths), None
-
+    # -- the model-level conveniences --------------------------------------------------
     def stream(self, initial_state=None):
         """An online predictor: ``s = model.stream(); y_t = s.step(x_t)`` gives the model's output
         for the series so far, as a whole-sequence call would, with O(1) work per step."""
-        from .streaming import Stream
-        return Stream(self, initial_state)
+        return streaming.Stream(self, initial_state)
 
-    # -- training (the Keras-like loop in training.py) ----------------------------------
     def fit(self, X, y, **kwargs):
         """Trains on (X, y) with batches along the first axis; returns a History. Arguments:
         loss ("mse", "mae", "cross_entropy", "bce_with_logits" or a function), optimizer
@@ -239,25 +221,21 @@ class Module:
         validation_data=(Xv, yv[, lengths_v]) or validation_split, lengths, callbacks,
         shuffle, verbose (0 silent, 1 progress bar, 2 a line per epoch), seed, scheduler,
         loss_kwargs (e.g. class weights), resume_from (a checkpoint path)."""
-        from .training import fit
-        return fit(self, X, y, **kwargs)
+        return training.fit(self, X, y, **kwargs)
 
     def evaluate(self, X, y, **kwargs) -> dict:
-        from .training import evaluate
-        return evaluate(self, X, y, **kwargs)
+        return training.evaluate(self, X, y, **kwargs)
 
     def predict(self, X, lengths=None, batch_size=None, initial_state=None, return_state=False):
         """Outputs for X in eval mode. With initial_state (a state returned before) the
         sequences continue from it; return_state=True returns (outputs, final state), so a long
         series can be fed in chunks with the same result as one call."""
-        from .training import predict
-        return predict(self, X, lengths=lengths, batch_size=batch_size, initial_state=initial_state,
-                       return_state=return_state)
+        return training.predict(self, X, lengths=lengths, batch_size=batch_size, initial_state=initial_state,
+                                return_state=return_state)
 
     def save(self, path, include_optimizer: bool = True) -> None:
         """Writes architecture, weights and (after fit) optimizer state and history to one file;
         include_optimizer=False leaves the optimizer state out (a file for inference only)."""
-        from . import io
         history = getattr(self, "history", None)
         io.save(self, path, getattr(self, "optimizer", None) if include_optimizer else None, None,
                 None if history is None else {"epoch": len(history.epoch), "history": history.to_dict()})
@@ -269,7 +247,7 @@ class Module:
 
     def to_config(self) -> dict:
         """The architecture as JSON-able data; containers override to include their children."""
-        return {"class": _class_key(type(self)), "config": self.get_config()}
+        return {"class": registry.class_key(type(self)), "config": self.get_config()}
 
     @classmethod
     def from_config(cls, config: dict) -> "Module":
@@ -278,12 +256,7 @@ class Module:
     @staticmethod
     def build(config: dict) -> "Module":
         """Rebuilds a module (with fresh weights) from to_config()'s output."""
-        key = config["class"]
-        if key not in _REGISTRY and ":" in key:
-            importlib.import_module(key.split(":", 1)[0])   # a user's module defines its classes on import
-        if key not in _REGISTRY:
-            raise ValueError(f"unknown module class {key!r}: import the code that defines it before loading")
-        return _REGISTRY[key].from_config(config)
+        return registry.build(config)
 
     def buffers(self) -> dict:
         """Arrays besides parameters that define this module (the int8 weights of quantised

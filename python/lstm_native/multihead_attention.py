@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from . import ops
-from ._checks import float_array, lengths_array
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward
 from ._grad_mode import is_grad_enabled
-from .layers import Linear, _dtype, _need_forward, _positive
+from .layers import Linear
 from .module import Module, Parameter
 
 
@@ -27,14 +27,16 @@ class MultiheadAttention(Module):
     """``y = mha(x, lengths=None)``: self-attention (B, T, E) -> (B, T, E); ``last_weights``
     holds the attention weights (B, num_heads, T, T) of the last call."""
 
+    takes_lengths = True
+
     def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, seed=None, dtype=np.float32):
         super().__init__()
-        self.embed_dim = _positive("embed_dim", embed_dim)
-        self.num_heads = _positive("num_heads", num_heads)
+        self.embed_dim = positive_int("embed_dim", embed_dim)
+        self.num_heads = positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.head_dim = embed_dim // num_heads
-        dtype = _dtype(dtype)
+        dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))        # xavier_uniform on (3E, E), as torch
         self.in_proj_weight = Parameter(rng.uniform(-bound, bound, (3 * embed_dim, embed_dim)).astype(dtype))
@@ -88,7 +90,7 @@ class MultiheadAttention(Module):
         return y
 
     def backward(self, grad, need_input_grad: bool = True):
-        x, q, k, v, weights, valid, scale = _need_forward(self, self._ctx)
+        x, q, k, v, weights, valid, scale = require_forward(self, self._ctx)
         dtype = self.in_proj_weight.dtype
         B, T, E = x.shape
         g = float_array(grad, "grad", dtype)
@@ -111,9 +113,6 @@ class MultiheadAttention(Module):
         if not need_input_grad:
             return None
         return ops.matmul(d_qkv, self.in_proj_weight.data).reshape(B, T, E)
-
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad, need_input_grad)
 
     def get_config(self):
         return dict(embed_dim=self.embed_dim, num_heads=self.num_heads, bias=self.in_proj_bias is not None,

@@ -65,7 +65,7 @@ class QuantizedWeight:
 class _Quantized(Module):
     """What the quantised layers share: no parameters, int8 buffers, no backward."""
 
-    inference_only = True
+    inference_only = INFERENCE_ONLY    # what fit says when asked to train one
 
     def backward(self, *args, **kwargs):
         raise RuntimeError(INFERENCE_ONLY)
@@ -266,8 +266,7 @@ def quantize_dynamic(model: Module, dtype: str = "int8") -> Module:
         for name, child in list(parent._modules.items()):
             q = _quantized(child)
             if q is not None:           # in place, keeping the children's order
-                parent._modules[name] = q
-                object.__setattr__(parent, name, q)
+                setattr(parent, name, q)
             else:
                 swap(child)
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ._backend import core
-from ._checks import float_array, lengths_array, require_shape, sequence_batch
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter, module_structure_version
@@ -30,6 +30,8 @@ def _same_last_steps(a, b) -> bool:
 class RecurrentBase(Module):
     """The machinery LSTM and GRU share; subclasses name the cell."""
 
+    takes_lengths = True
+
     cell = ""           # the C++ cell: "lstm" or "gru"
     gates = 0           # gates per hidden unit
     has_cell_state = False
@@ -38,22 +40,17 @@ class RecurrentBase(Module):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  seed=None, dtype=np.float32):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = positive_int("num_layers", num_layers)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        object.__setattr__(self, "input_size", int(input_size))
-        object.__setattr__(self, "hidden_size", int(hidden_size))
-        object.__setattr__(self, "num_layers", int(num_layers))
-        object.__setattr__(self, "bias", bool(bias))
-        object.__setattr__(self, "batch_first", bool(batch_first))
-        object.__setattr__(self, "dropout", float(dropout))
-        object.__setattr__(self, "bidirectional", bool(bidirectional))
-        object.__setattr__(self, "dtype", dtype)
+        dtype = float_dtype(dtype)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.dtype = dtype
 
         # PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
         rng = np.random.default_rng(seed)
@@ -67,9 +64,9 @@ class RecurrentBase(Module):
                 if bias:
                     setattr(self, "bias_ih" + suffix, Parameter(rng.uniform(-bound, bound, rows).astype(dtype)))
                     setattr(self, "bias_hh" + suffix, Parameter(rng.uniform(-bound, bound, rows).astype(dtype)))
-        object.__setattr__(self, "_dropout_rng", np.random.default_rng(rng.integers(2**63)))
-        object.__setattr__(self, "_workspaces", [core.RecurrentWorkspace() for _ in range(num_layers)])
-        object.__setattr__(self, "_ctx", None)
+        self._dropout_rng = np.random.default_rng(rng.integers(2**63))
+        self._workspaces = [core.RecurrentWorkspace() for _ in range(num_layers)]
+        self._ctx = None
 
     @property
     def num_directions(self) -> int:
@@ -85,7 +82,7 @@ class RecurrentBase(Module):
             cached = (module_structure_version(),
                       [[tuple(getattr(self, name + suffix, None) for name in _WEIGHT_NAMES)
                         for suffix in self._suffixes(k)] for k in range(self.num_layers)])
-            object.__setattr__(self, "_parameter_objects", cached)
+            self._parameter_objects = cached
         return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in cached[1][layer]]
 
     def _state(self, value, name: str, batch: int):
@@ -126,10 +123,10 @@ class RecurrentBase(Module):
             else:
                 masks.append(None)
             layer_input = out
-        object.__setattr__(self, "_last_masks", masks)  # the dropout masks used (None: no dropout)
+        self._last_masks = masks  # the dropout masks used (None: no dropout)
         last_steps = None if lengths is None else lengths - 1   # None: every sequence ends at T - 1
-        object.__setattr__(self, "_ctx", dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape,
-                                              last_steps=last_steps) if keep else None)
+        self._ctx = dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape,
+                         last_steps=last_steps) if keep else None
         return layer_input, h_n, c_n
 
     def _run_backward(self, dout, dh_n, dc_n, need_input_grad):
@@ -153,7 +150,7 @@ class RecurrentBase(Module):
         if dc_n is not None:
             dc_n = float_array(dc_n, "dc_n", self.dtype)
             require_shape(dc_n, "dc_n", state_shape)
-        object.__setattr__(self, "_ctx", None)  # the arguments are good: this backward consumes the forward
+        self._ctx = None  # the arguments are good: this backward consumes the forward
         dh0 = np.empty(state_shape, self.dtype)
         dc0 = np.empty(state_shape, self.dtype) if self.has_cell_state else None
         dx = None
@@ -184,7 +181,7 @@ class RecurrentBase(Module):
         state = self.__dict__.get("_step_state")
         if state is None or state[0].shape[1] != B:
             state = (np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype) if self.has_cell_state else None)
-            object.__setattr__(self, "_step_state", state)
+            self._step_state = state
         h, c = state
         for given, own, name in ((h0, h, "h0"), (c0, c, "c0")):
             if own is None or given is own:
@@ -282,7 +279,7 @@ class RecurrentBase(Module):
         """Frees the buffers kept between calls (they come back on the next forward)."""
         for ws in self._workspaces:
             ws.release()
-        object.__setattr__(self, "_ctx", None)
+        self._ctx = None
 
 
 class LSTM(RecurrentBase):

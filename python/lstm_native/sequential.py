@@ -13,6 +13,8 @@ class Sequential(Module):
     first layer's input gradient is skipped unless ``need_input_grad=True``.
     """
 
+    takes_lengths = True
+
     def __init__(self, *layers: Module):
         super().__init__()
         for layer in layers:
@@ -50,12 +52,6 @@ class Sequential(Module):
                 raise ValueError(f"layer {i} ({type(layers[i]).__name__}) gives no input gradient, "
                                  "so it can only be the first layer")
         return grad
-
-    def seq_forward(self, x, lengths=None):
-        return self.forward(x, lengths)
-
-    def seq_backward(self, grad, need_input_grad=True):
-        return self.backward(grad, need_input_grad)
 
     def output_lengths(self, lengths):
         for layer in self:

@@ -1,7 +1,8 @@
 """The Keras-like training loop over PyTorch-like parts: ``fit``, ``evaluate``, ``predict``.
 
 Sequences are batch-first (samples along the first axis of X, as ``fit`` batches them), so
-recurrent layers used with ``fit`` are built with ``batch_first=True``.
+recurrent layers used with ``fit`` are built with ``batch_first=True``. This module works on
+any object with the Module interface; it never imports the Module class (module.py calls it).
 """
 from __future__ import annotations
 
@@ -10,41 +11,17 @@ import sys
 
 import numpy as np
 
-from . import io, losses, ops
+from . import io, losses, ops, optim
 from ._checks import NonFiniteError, to_numpy
 from ._grad_mode import no_grad
 from .clip import clip_grad_norm_, clip_grad_value_
-from .module import Module
+from .history import History
+
+__all__ = ["fit", "evaluate", "predict", "History", "NonFiniteLossError", "Fit"]
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss or gradient."""
-
-
-class History:
-    """Per-epoch metrics: ``history["loss"]``, ``history["val_loss"]``, ``history["accuracy"]``..."""
-
-    def __init__(self):
-        self.history: dict[str, list] = {}
-        self.epoch: list[int] = []
-
-    def append(self, epoch: int, logs: dict) -> None:
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def to_dict(self) -> dict:
-        return {"epoch": list(self.epoch), "history": {k: list(v) for k, v in self.history.items()}}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        h = cls()
-        h.epoch = list(d["epoch"])
-        h.history = {k: list(v) for k, v in d["history"].items()}
-        return h
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, metrics={sorted(self.history)})"
 
 
 def _model_dtype(model):
@@ -70,6 +47,13 @@ def _check_batch_first(model):
                              f"{type(m).__name__} with batch_first=True")
 
 
+def _check_trainable(model):
+    for _, m in model.named_modules():
+        reason = getattr(m, "inference_only", None)
+        if reason:
+            raise RuntimeError(reason)
+
+
 def _mask_for(out, lengths):
     """A (B, T) mask when the output keeps a time axis and lengths are known."""
     if lengths is None or np.ndim(out) < 3:
@@ -77,35 +61,24 @@ def _mask_for(out, lengths):
     return ops.length_mask(lengths, out.shape[0], out.shape[1])
 
 
-def _batches(n, batch_size, order):
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+class Samples:
+    """Training samples (X, y and optional lengths) and the batches an epoch takes from them."""
+
+    def __init__(self, X, y, lengths=None):
+        self.X, self.y, self.lengths = X, y, lengths
+
+    def __len__(self):
+        return len(self.X)
+
+    def batches(self, batch_size, order):
+        """(xb, yb, lengths or None) for consecutive slices of `order`."""
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx]
 
 
-class Fit:
-    """The state of a running fit, seen by callbacks (``callback.fit``)."""
-
-    def __init__(self, model, optimizer, scheduler, seed, history, epochs):
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.seed, self.history, self.epochs = seed, history, epochs
-        self.epoch = 0   # epochs completed
-
-    def training_state(self) -> dict:
-        return {"epoch": self.epoch, "seed": self.seed, "history": self.history.to_dict()}
-
-    def save_checkpoint(self, path) -> None:
-        io.save(self.model, path, self.optimizer, self.scheduler, self.training_state())
-
-
-def fit(model: Module, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: int = 32,
-        clip_grad_norm=None, clip_grad_value=None, validation_data=None, validation_split: float = 0.0,
-        lengths=None, callbacks=(), shuffle: bool = True, verbose: int = 1, seed=None, scheduler=None,
-        loss_kwargs=None, resume_from=None) -> History:
-    """Trains model on (X, y); see Module.fit."""
-    for _, m in model.named_modules():
-        if getattr(m, "inference_only", False):
-            from .quantization import INFERENCE_ONLY
-            raise RuntimeError(INFERENCE_ONLY)
-    _check_batch_first(model)
+def _samples(model, X, y, lengths, validation_data, validation_split):
+    """The checked training Samples and the validation tuple (X, y[, lengths]) or None."""
     X = _inputs(X, model)
     y = to_numpy(y, "y")
     n = len(X)
@@ -115,10 +88,6 @@ def fit(model: Module, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_
         lengths = to_numpy(lengths, "lengths")
         if lengths.shape != (n,):
             raise ValueError(f"lengths must have shape ({n},), one per sample, got {lengths.shape}")
-    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if validation_data is None and validation_split > 0:
@@ -127,110 +96,162 @@ def fit(model: Module, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_
             raise ValueError(f"validation_split {validation_split} leaves no training or no validation samples")
         validation_data = (X[cut:], y[cut:]) + (() if lengths is None else (lengths[cut:],))
         X, y, lengths = X[:cut], y[:cut], None if lengths is None else lengths[:cut]
-        n = cut
     if validation_data is not None and len(validation_data) not in (2, 3):
         raise ValueError("validation_data must be (X_val, y_val) or (X_val, y_val, lengths_val)")
+    return Samples(X, y, lengths), validation_data
 
-    loss_fn = losses.get(loss)
-    loss_kwargs = dict(loss_kwargs or {})
+
+def _optimizer_for(model, optimizer):
     if optimizer is None:
-        from .optim import Adam
-        optimizer = getattr(model, "optimizer", None) or Adam(model.parameters(), lr=1e-3)
-    elif isinstance(optimizer, str):
-        from . import optim
-        optimizer = optim.get(optimizer, model.parameters())
-    object.__setattr__(model, "optimizer", optimizer)
+        return getattr(model, "optimizer", None) or optim.Adam(model.parameters(), lr=1e-3)
+    if isinstance(optimizer, str):
+        return optim.get(optimizer, model.parameters())
+    return optimizer
 
-    history = History()
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
-    start_epoch = 0
-    if resume_from is not None:
-        meta, arrays = io.read(resume_from)
-        io.restore_weights(model, meta, arrays)
+
+class Fit:
+    """A running fit: the model, its optimizer and schedule, the loss, the history; callbacks
+    see it as ``callback.fit``. ``fit()`` drives it one epoch and one batch at a time."""
+
+    def __init__(self, model, optimizer, scheduler=None, loss="mse", loss_kwargs=None, seed=None, epochs=1,
+                 callbacks=(), clip_grad_norm=None, clip_grad_value=None):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.loss_fn, self.loss_kwargs = losses.get(loss), dict(loss_kwargs or {})
+        self.seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else seed
+        self.epochs, self.history, self.epoch = epochs, History(), 0   # epochs completed
+        self.clip_norm, self.clip_value = clip_grad_norm, clip_grad_value
+        self.callbacks = list(callbacks or ())
+        self.params = model.parameters()
+
+    def training_state(self) -> dict:
+        return {"epoch": self.epoch, "seed": self.seed, "history": self.history.to_dict()}
+
+    def save_checkpoint(self, path) -> None:
+        io.save(self.model, path, self.optimizer, self.scheduler, self.training_state())
+
+    def resume(self, path) -> None:
+        """Continues a checkpointed run: weights, optimizer, schedule, epoch, seed and history."""
+        meta, arrays = io.read(path)
+        io.restore_weights(self.model, meta, arrays)
         if meta.get("optimizer"):
-            io.restore_optimizer(optimizer, meta, arrays)
-        if scheduler is not None and meta.get("scheduler"):
-            scheduler.load_state_dict(meta["scheduler"]["state"])
+            io.restore_optimizer(self.optimizer, meta, arrays)
+        if self.scheduler is not None and meta.get("scheduler"):
+            self.scheduler.load_state_dict(meta["scheduler"]["state"])
         training = meta.get("training") or {}
-        start_epoch = int(training.get("epoch", 0))
-        seed = training.get("seed", seed)
+        self.epoch = int(training.get("epoch", 0))
+        self.seed = training.get("seed", self.seed)
         if "history" in training:
-            history = History.from_dict(training["history"])
+            self.history = History.from_dict(training["history"])
 
-    state = Fit(model, optimizer, scheduler, seed, history, epochs)
-    state.epoch = start_epoch
-    callbacks = list(callbacks or ())
-    for cb in callbacks:
-        cb.model, cb.fit = model, state
-    object.__setattr__(model, "stop_training", False)
-    object.__setattr__(model, "history", history)
-    params = model.parameters()
-    for cb in callbacks:
-        cb.on_train_begin({})
+    def begin(self) -> None:
+        model = self.model
+        model.optimizer, model.stop_training, model.history = self.optimizer, False, self.history
+        for cb in self.callbacks:
+            cb.model, cb.fit = model, self
+            cb.on_train_begin({})
 
-    progress = _progress_factory(verbose)
-    for epoch in range(start_epoch, epochs):
-        model.train()
-        for cb in callbacks:
+    def train_epoch(self, epoch, samples, batch_size, shuffle, bar) -> dict:
+        """One pass over the samples; returns the epoch's mean loss (and accuracy)."""
+        self.model.train()
+        for cb in self.callbacks:
             cb.on_epoch_begin(epoch, {})
-        order = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        batches = _batches(n, batch_size, order)
-        total_loss, correct, counted = 0.0, 0, 0
-        bar = progress(len(batches), f"Epoch {epoch + 1}/{epochs}")
-        for b, idx in enumerate(batches):
-            xb, yb = X[idx], y[idx]
-            lb = None if lengths is None else lengths[idx]
+        n = len(samples)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
+        total, correct, counted = 0.0, 0, 0
+        for b, (xb, yb, lb) in enumerate(samples.batches(batch_size, order)):
             try:
-                out = model.seq_forward(xb, lb)
-                mask = _mask_for(out, lb)
-                value, grad = loss_fn(out, yb, mask=mask, **loss_kwargs)
-                if not math.isfinite(value) or not np.isfinite(grad).all():
-                    what = f"the loss became {value}" if not math.isfinite(value) else "the loss gradient overflowed"
-                    raise NonFiniteError(what)
-                model.zero_grad()
-                model.seq_backward(grad, need_input_grad=False)
+                value, hits = self.train_step(xb, yb, lb)
             except NonFiniteError as exc:
                 raise NonFiniteLossError(f"{exc} at epoch {epoch + 1}, batch {b + 1}: lower the learning rate, "
                                          "clip gradients or check the data") from exc
-            if clip_grad_norm is not None:
-                norm = clip_grad_norm_(params, clip_grad_norm)
-                if not math.isfinite(norm):
-                    raise NonFiniteLossError(f"the gradient norm became {norm} at epoch {epoch + 1}, batch {b + 1}")
-            if clip_grad_value is not None:
-                clip_grad_value_(params, clip_grad_value)
-            optimizer.step()
-            total_loss += value * len(idx)
-            acc = losses.accuracy(out, yb, loss_fn, mask)
-            if acc is not None:
-                correct, counted = correct + acc[0], counted + acc[1]
-            batch_logs = {"loss": value}
-            for cb in callbacks:
-                cb.on_batch_end(b, batch_logs)
+            total += value * len(xb)
+            if hits is not None:
+                correct, counted = correct + hits[0], counted + hits[1]
+            for cb in self.callbacks:
+                cb.on_batch_end(b, {"loss": value})
             bar.step(value)
-        logs = {"loss": total_loss / n}
+        logs = {"loss": total / n}
         if counted:
             logs["accuracy"] = correct / counted
-        if validation_data is not None:
-            val = evaluate(model, *validation_data[:2], loss=loss_fn, batch_size=max(batch_size, 256),
-                           lengths=validation_data[2] if len(validation_data) == 3 else None, loss_kwargs=loss_kwargs)
-            logs.update({"val_" + k: v for k, v in val.items()})
-        logs["lr"] = optimizer.lr
-        if scheduler is not None:
-            scheduler.step(logs.get("val_loss", logs["loss"]))
-        history.append(epoch, logs)
-        state.epoch = epoch + 1
+        return logs
+
+    def train_step(self, xb, yb, lb):
+        """Forward, loss, backward, clipping, optimizer step; returns (loss, accuracy counts or None)."""
+        out = self.model.seq_forward(xb, lb)
+        mask = _mask_for(out, lb)
+        value, grad = self.loss_fn(out, yb, mask=mask, **self.loss_kwargs)
+        if not math.isfinite(value) or not np.isfinite(grad).all():
+            raise NonFiniteError(f"the loss became {value}" if not math.isfinite(value)
+                                 else "the loss gradient overflowed")
+        self.model.zero_grad()
+        self.model.seq_backward(grad, need_input_grad=False)
+        self.clip_gradients()
+        self.optimizer.step()
+        return value, losses.accuracy(out, yb, self.loss_fn, mask)
+
+    def clip_gradients(self) -> None:
+        if self.clip_norm is not None:
+            norm = clip_grad_norm_(self.params, self.clip_norm)
+            if not math.isfinite(norm):
+                raise NonFiniteError(f"the gradient norm became {norm}")
+        if self.clip_value is not None:
+            clip_grad_value_(self.params, self.clip_value)
+
+    def validate(self, validation_data, batch_size) -> dict:
+        X, y = validation_data[:2]
+        lengths = validation_data[2] if len(validation_data) == 3 else None
+        val = evaluate(self.model, X, y, loss=self.loss_fn, batch_size=max(batch_size, 256), lengths=lengths,
+                       loss_kwargs=self.loss_kwargs)
+        return {"val_" + k: v for k, v in val.items()}
+
+    def end_epoch(self, epoch, logs, bar) -> None:
+        """Records the epoch (learning rate, schedule, history), closes its progress bar, and
+        tells the callbacks."""
+        logs["lr"] = self.optimizer.lr
+        if self.scheduler is not None:
+            self.scheduler.step(logs.get("val_loss", logs["loss"]))
+        self.history.append(epoch, logs)
+        self.epoch = epoch + 1
         bar.close(logs)
-        for cb in callbacks:
+        for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
+
+    def end(self) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end({})
+
+
+def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: int = 32,
+        clip_grad_norm=None, clip_grad_value=None, validation_data=None, validation_split: float = 0.0,
+        lengths=None, callbacks=(), shuffle: bool = True, verbose: int = 1, seed=None, scheduler=None,
+        loss_kwargs=None, resume_from=None) -> History:
+    """Trains model on (X, y); see Module.fit."""
+    _check_trainable(model)
+    _check_batch_first(model)
+    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
+    run = Fit(model, _optimizer_for(model, optimizer), scheduler, loss, loss_kwargs, seed, epochs, callbacks,
+              clip_grad_norm, clip_grad_value)
+    if resume_from is not None:
+        run.resume(resume_from)
+    progress = _progress_factory(verbose)
+    run.begin()
+    for epoch in range(run.epoch, epochs):
+        bar = progress(math.ceil(len(samples) / batch_size), f"Epoch {epoch + 1}/{epochs}")
+        logs = run.train_epoch(epoch, samples, batch_size, shuffle, bar)
+        if validation_data is not None:
+            logs.update(run.validate(validation_data, batch_size))
+        run.end_epoch(epoch, logs, bar)
         if model.stop_training:
             break
-    for cb in callbacks:
-        cb.on_train_end({})
-    return history
+    run.end()
+    return run.history
 
 
-def evaluate(model: Module, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_kwargs=None) -> dict:
+def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_kwargs=None) -> dict:
     """Mean loss (and accuracy for classification losses) over (X, y), in eval mode."""
     loss_fn = losses.get(loss)
     X = _inputs(X, model)
@@ -278,7 +299,7 @@ def _state_concat(states):
     return np.concatenate(states, axis=1)
 
 
-def predict(model: Module, X, lengths=None, batch_size=None, initial_state=None, return_state=False):
+def predict(model, X, lengths=None, batch_size=None, initial_state=None, return_state=False):
     """The model's outputs for X in eval mode, in batches (all at once by default); from
     ``initial_state`` and returning the final state too when asked (see Module.predict)."""
     _check_batch_first(model)

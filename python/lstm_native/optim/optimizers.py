@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import core
-from ..module import Module, Parameter
+from ..parameter import parameter_list
 
 
 class Optimizer:
@@ -15,14 +15,9 @@ class Optimizer:
     buffers: tuple = ()       # names of per-parameter state buffers
 
     def __init__(self, params, lr: float):
-        if isinstance(params, Module):
-            params = params.parameters()
-        self.params = list(params)
+        self.params = parameter_list(params, "an optimizer")
         if not self.params:
             raise ValueError("the optimizer got no parameters")
-        for p in self.params:
-            if not isinstance(p, Parameter):
-                raise TypeError(f"optimizers take Parameters (model.parameters()), got {type(p).__name__}")
         dtypes = {p.data.dtype for p in self.params}
         if len(dtypes) != 1:
             raise TypeError(f"all parameters must share one dtype, got {sorted(map(str, dtypes))}")
