@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from ._argparse import OneLineParser, positive_int
+
 
 def _demo(args) -> int:
     from .demo import run_demo
@@ -82,11 +84,7 @@ def _info(args) -> int:
 
 
 def _bench(args) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise CommandError("bench compares with PyTorch: pip install torch (the CPU build is enough)") from None
-    from .benchmark import main as bench_main
+    from .benchmark import main as bench_main   # its own options, --help, and the torch check
     return bench_main(args.bench_args) or 0
 
 
@@ -95,12 +93,12 @@ class CommandError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstm-native", description="Fast CPU LSTM/GRU training: demo, train, "
-                                     "predict, info, bench.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = OneLineParser(prog="lstm-native", description="Fast CPU LSTM/GRU training: demo, train, "
+                           "predict, info, bench.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     demo = sub.add_parser("demo", help="forecast a noisy sine wave and compare with the naive baseline")
-    demo.add_argument("--epochs", type=int, default=60, help="at most this many epochs (early stopping)")
+    demo.add_argument("--epochs", type=positive_int, default=60, help="at most this many epochs (early stopping)")
     demo.add_argument("--out-dir", default=".", help="where to write demo_loss.png and demo_forecast.png")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNGs")
     demo.add_argument("--seed", type=int, default=0)
@@ -117,15 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model")
     info.set_defaults(run=_info)
+    # Every option after `bench` goes to the benchmark's own parser (lstm_native/benchmark.py).
     bench = sub.add_parser("bench", help="benchmark against PyTorch (options: lstm-native bench --help)",
                            add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(run=_bench)
+    parser.subcommands = sub.choices
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     from .recipes import ConfigError
     try:
         return args.run(args)
