@@ -18,6 +18,7 @@ from .module import Module, Parameter
 from .multihead_attention import MultiheadAttention
 from .quantization import quantize_dynamic
 from .recurrent import GRU, LSTM
+from .seeding import manual_seed
 from .sequential import Sequential
 from .training import History, NonFiniteLossError
 
@@ -42,4 +43,4 @@ def backend_isa() -> str:
 __all__ = ["LSTM", "GRU", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
            "TimeDistributed", "Residual", "Attention", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
-           "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa"]
+           "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed"]

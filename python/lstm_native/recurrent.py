@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from . import seeding
 from ._backend import core
 from ._checks import float_array, float_dtype, lengths_array, positive_int, require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
@@ -53,7 +54,7 @@ class RecurrentBase(Module):
         self.dtype = dtype
 
         # PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(seed)
         bound = 1.0 / math.sqrt(hidden_size)
         rows = self.gates * hidden_size
         for layer in range(num_layers):

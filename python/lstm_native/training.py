@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from . import io, losses, ops, optim
+from . import io, losses, ops, optim, seeding
 from ._checks import NonFiniteError, to_numpy
 from ._grad_mode import no_grad
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -117,6 +117,8 @@ class Fit:
                  callbacks=(), clip_grad_norm=None, clip_grad_value=None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.loss_fn, self.loss_kwargs = losses.get(loss), dict(loss_kwargs or {})
+        if seed is None:
+            seed = seeding.new_seed()
         self.seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else seed
         self.epochs, self.history, self.epoch = epochs, History(), 0   # epochs completed
         self.clip_norm, self.clip_value = clip_grad_norm, clip_grad_value
