@@ -318,6 +318,17 @@ def test_import_does_not_load_onnx_and_ln_onnx_is_there():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_without_onnx_the_error_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['onnx'] = None; import lstm_native as ln\n"
+            "try:\n    ln.onnx.export(ln.Linear(2, 2), sys.argv[1])\n"
+            "except ImportError as e:\n    assert \"lstm_native[onnx]\" in str(e), e\nelse:\n    raise SystemExit('no error')")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.onnx")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_file(tmp_path)
+
+
 def test_cli_export(tmp_path):
     from lstm_native import cli
     model = randomised(ZOO["gru_sequence_linear"][0](), 10)
