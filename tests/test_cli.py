@@ -144,7 +144,7 @@ def test_bad_files_for_predict_and_info(tmp_path):
     assert proc.returncode == 2 and "cfg.yaml" in proc.stderr
 
 
-SUBCOMMANDS = ["demo", "train", "predict", "info", "bench"]
+SUBCOMMANDS = ["demo", "train", "predict", "info", "export", "bench"]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS + [None])
@@ -159,6 +159,7 @@ def test_every_help_works(command, capsys):
 @pytest.mark.parametrize("args", [
     [], ["frob"], ["demo", "--epochs", "-3"], ["demo", "--epochs", "x"], ["demo", "--bad"],
     ["train"], ["train", "a.toml", "extra"], ["predict", "model.npz"], ["predict", "m", "d", "--oops"], ["info"],
+    ["export", "model.npz"], ["export", "m", "o", "--opset", "x"], ["export", "missing.npz", "o.onnx"],
     ["bench", "--reps", "x"], ["bench", "--reps", "0"], ["bench", "--threads", "-1"], ["bench", "--nonsense"], ["bench", "--shapes", "S9"],
     ["bench", "--scaling", "--thread-counts", "0"],
 ])

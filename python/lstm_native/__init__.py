@@ -25,6 +25,15 @@ from .training import History, NonFiniteLossError
 __version__ = "0.1.0"
 
 
+def __getattr__(name):
+    # ln.onnx loads on first use: `import lstm_native` never imports onnx (nor does ln.onnx
+    # itself until export is called)
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'lstm_native' has no attribute {name!r}")
+
+
 def get_num_threads() -> int:
     """Threads the kernels use (default: all cores, or OMP_NUM_THREADS)."""
     return _core.get_num_threads()

@@ -4,6 +4,7 @@
     lstm-native train CONFIG.toml|json     train a forecaster on a CSV/NPY file (see recipes.py)
     lstm-native predict MODEL DATA         forecasts from every window of DATA (CSV to stdout or --out)
     lstm-native info MODEL                 architecture, parameters, training summary
+    lstm-native export MODEL OUT.onnx      the model as an ONNX graph (--lengths, --step; needs onnx)
     lstm-native bench [...]                the PyTorch comparison (needs torch)
 
 Errors print one line naming the field or file and exit with status 2.
@@ -83,6 +84,17 @@ def _info(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    model = _load_model(args.model)
+    from . import onnx as ln_onnx
+    try:
+        ln_onnx.export(model, args.out, lengths=args.lengths, opset=args.opset, step=args.step)
+    except ImportError as exc:                 # onnx not installed: say which extra brings it
+        raise CommandError(str(exc)) from None
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1024:.1f} KiB)", file=sys.stderr)
+    return 0
+
+
 def _bench(args) -> int:
     from .benchmark import main as bench_main   # its own options, --help, and the torch check
     return bench_main(args.bench_args) or 0
@@ -94,7 +106,7 @@ class CommandError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="lstm-native", description="Fast CPU LSTM/GRU training: demo, train, "
-                           "predict, info, bench.")
+                           "predict, info, export, bench.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     demo = sub.add_parser("demo", help="forecast a noisy sine wave and compare with the naive baseline")
@@ -115,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model")
     info.set_defaults(run=_info)
+    export = sub.add_parser("export", help="write a saved model as an ONNX file (onnxruntime serves it)")
+    export.add_argument("model")
+    export.add_argument("out", help="the .onnx file to write")
+    export.add_argument("--lengths", action="store_true", help='add the int64 "lengths" input (padded batches)')
+    export.add_argument("--step", action="store_true", help="one step of a stream, states in and out")
+    export.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default: ln.onnx.DEFAULT_OPSET)")
+    export.set_defaults(run=_export)
     # Every option after `bench` goes to the benchmark's own parser (lstm_native/benchmark.py).
     bench = sub.add_parser("bench", help="benchmark against PyTorch (options: lstm-native bench --help)",
                            add_help=False)
