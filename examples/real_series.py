@@ -1,16 +1,16 @@
 """`lstm-native train` with its default config on real series, beside the naive forecasts.
 
 Each series ships inside statsmodels (BSD-3-Clause; `pip install statsmodels`), as
-``statsmodels.datasets.<name>``; the data themselves are public domain (see each dataset's
-COPYRIGHT note). The script writes each one to a CSV the way such files come (a date column in
-the format given below, blanks where the source has gaps), writes a config naming only the file
-(plus the output paths and a silent progress bar), runs ``train_from_config`` and reads the
-figures it prints and saves: the transform "auto" chose, the test MSE (last 15% of windows, in
+``statsmodels.datasets.<name>``; the data themselves are public domain (each dataset's COPYRIGHT
+note; sources: Scripps/CDIAC, NOAA, FRED, Eurostat, Cobb 1978 for the Nile). The script
+writes each one to a CSV the way such files come (a date column in the format given below,
+blanks where the source has gaps), writes a config naming only the file (plus the output paths
+and a silent progress bar), runs ``train_from_config`` and reads the figures it prints and saves: the transform "auto" chose, the test MSE (last 15% of windows, in
 the series' own units) and those of the naive and seasonal-naive forecasts.
 
     python examples/real_series.py                 # all six series (about 15 s on one thread)
     python examples/real_series.py --quick         # co2 and sunspots (CI)
-    python examples/real_series.py --series nile,elnino --verbose
+    python examples/real_series.py --series nile,elnino --verbose 1
 
 The figures (seed 0) are in examples/README.md.
 """
@@ -41,7 +41,7 @@ def _iso(stamps, fmt):
 
 
 def co2():
-    """Weekly CO2 at Mauna Loa (ppm), 1958-2001: trend + annual cycle, 59 weeks blank."""
+    """Weekly CO2 at Mauna Loa (ppm), 1958-2001: trend + annual cycle, 59 weeks blank (Scripps/CDIAC)."""
     df = _statsmodels("co2")
     return "date", _iso(df.index, "%Y%m%d"), "co2", df["co2"].to_numpy()
 
@@ -126,8 +126,8 @@ def run(quick: bool = False, seed: int = 0, series=None, verbose: int = 0, overr
 
 
 def table(r) -> str:
-    rows = ["| series | length (blank) | transform (auto) | season | test MSE | naive | seasonal naive | vs best baseline | time |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| series | length (blank) | transform (auto) | season | test MSE | naive | seasonal naive "
+            "| vs best baseline | time |", "|---|---|---|---|---|---|---|---|---|"]
     for n in r["series"]:
         s = r[n]
         seasonal = f"{s['seasonal_naive_test_mse']:.4g}" if "seasonal_naive_test_mse" in s else "-"

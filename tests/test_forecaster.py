@@ -305,7 +305,8 @@ def test_future_forecasts_iterate_and_carry_time_stamps(tmp_path):
     lines = proc.stdout.splitlines()
     last = weekly(200)[-1]
     assert lines[0] == "step,date,value" and len(lines) == 6
-    assert [line.split(",")[1] for line in lines[1:]] == [(last + dt.timedelta(weeks=k)).isoformat() for k in range(1, 6)]
+    expected = [(last + dt.timedelta(weeks=k)).isoformat() for k in range(1, 6)]
+    assert [line.split(",")[1] for line in lines[1:]] == expected
     got = np.array([float(line.split(",")[2]) for line in lines[1:]])
     # the first two steps are the model's horizon from the last window, the rest iterate on them
     model = io.load(tmp_path / "m.npz")

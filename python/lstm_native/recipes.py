@@ -28,7 +28,8 @@ A config (TOML or JSON) has four sections; everything but ``data.path`` has a de
     bidirectional = false
 
     [training]
-    epochs = 30
+    epochs = 200               # at most; early stopping (patience) ends most runs long before.
+                               # 30 left short real series undertrained (examples/real_series.py)
     batch_size = 32
     optimizer = "adam"         # adam, adamw, sgd, rmsprop
     lr = 0.001

@@ -80,6 +80,25 @@ def _parse_iso(cell):
     return t, style
 
 
+def _parse_iso_column(cells):
+    """(times, "iso", style) or None. NumPy parses plain stamps fast; the rest (time zones,
+    unpadded or slashed dates) go through _parse_iso one by one."""
+    # the richest style present: date-times over dates over months, seconds over minutes
+    rank = lambda st: (st.startswith("datetime"), st.endswith("s"), st != "month")   # noqa: E731
+    if not any(("Z" in c or "+" in c or "/" in c or c.count("-") > 2) for c in cells):
+        try:
+            times = np.array(cells, dtype="datetime64[s]")
+        except ValueError:
+            times = None
+        if times is not None and all(_ISO.match(c) for c in cells):
+            lengths = {len(c): c for c in cells}
+            return times, "iso", max((_parse_iso(c)[1] for c in lengths.values()), key=rank)
+    iso = [_parse_iso(c) for c in cells]
+    if not all(iso):
+        return None
+    return _as_datetime64([t for t, _ in iso]), "iso", max({st for _, st in iso}, key=rank)
+
+
 def _as_datetime64(times):
     return np.array([np.datetime64(t.replace(microsecond=0), "s") for t in times], dtype="datetime64[s]")
 
@@ -91,11 +110,10 @@ def parse_time(cells, name, explicit=False):
     if not cells:
         return None
     cells = [c.strip() for c in cells]
-    iso = [_parse_iso(c) for c in cells]
-    if all(iso):
-        # the richest style present: date-times over dates over months, seconds over minutes
-        style = max({st for _, st in iso}, key=lambda st: (st.startswith("datetime"), st.endswith("s"), st != "month"))
-        return _as_datetime64([t for t, _ in iso]), "iso", style
+    if _ISO.match(cells[0]):
+        got = _parse_iso_column(cells)
+        if got is not None:
+            return got
     nums = [_number(c) for c in cells]
     if not all(n is not None and np.isfinite(n) for n in nums):
         return None
@@ -226,7 +244,8 @@ def spacing_note(table):
     gaps = np.diff(np.asarray(t, float) if kind == "number" else t.astype("int64"))
     worst = bad[np.argmax(np.abs(gaps[bad]))]
     return (f"{head}: irregular spacing, {len(bad)} of {len(t) - 1} steps differ from the usual "
-            f"{_step_words(step)} (largest gap before line {table.lines[worst + 1]}); rows are treated as equally spaced")
+            f"{_step_words(step)} (largest gap before line {table.lines[worst + 1]}); "
+            f"rows are treated as equally spaced")
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -287,15 +306,22 @@ def load_table(path, time=None) -> Table:
                 break
 
     # Numeric columns: every cell a number or a missing value, at least one number.
-    numeric, skipped = [], {}
+    numeric, skipped, columns = [], {}, []
     for j in range(width):
-        bad = next((i for i, c in enumerate(cols[j]) if not is_missing(c) and _number(c) is None), None)
-        if bad is None and not all(is_missing(c) for c in cols[j]):
-            numeric.append(j)
-        else:
-            skipped[names[j]] = (int(lines[bad]), cols[j][bad].strip()) if bad is not None else None
-    values = np.array([[np.nan if is_missing(c) else float(c) for c in cols[j]] for j in numeric],
-                      dtype=np.float64).T.reshape(len(body), len(numeric))
+        try:                                      # the common case: every cell a number
+            col = np.array(cols[j], dtype=np.float64)
+        except ValueError:
+            bad = next((i for i, c in enumerate(cols[j]) if not is_missing(c) and _number(c) is None), None)
+            if bad is not None or all(is_missing(c) for c in cols[j]):
+                skipped[names[j]] = (int(lines[bad]), cols[j][bad].strip()) if bad is not None else None
+                continue
+            col = np.array([np.nan if is_missing(c) else float(c) for c in cols[j]], dtype=np.float64)
+        if np.isnan(col).all():                   # "nan" in every row: no values, like all blanks
+            skipped[names[j]] = None
+            continue
+        numeric.append(j)
+        columns.append(col)
+    values = np.stack(columns, axis=1) if columns else np.empty((len(body), 0))
     num_names = [names[j] for j in numeric]
     if time_col is not None and time_col not in numeric:     # ISO stamps as a feature: days since 1970
         values = np.concatenate([values, (parsed[0].astype("int64") / 86400.0)[:, None]], axis=1)
