@@ -121,7 +121,7 @@ def test_bad_configs_give_one_line_errors(tmp_path, change, field):
 @pytest.mark.parametrize("content, fragment", [
     ("date,load\nmon,x\n", "no numeric columns"),
     ("load,temp\n1,2\n3\n", "line 3 has 1 fields"),
-    ("load,temp\n1,nan\n", "NaN"),
+    ("load,temp\n1,inf\n", "infinite values, at line(s) 2"),     # NaN is a missing value now
 ])
 def test_bad_data_files_give_one_line_errors(tmp_path, content, fragment):
     (tmp_path / "bad.csv").write_text(content)

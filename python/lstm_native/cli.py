@@ -3,6 +3,7 @@
     lstm-native demo                       forecast a noisy sine wave, print errors, write 2 PNGs
     lstm-native train CONFIG.toml|json     train a forecaster on a CSV/NPY file (see recipes.py)
     lstm-native predict MODEL DATA         forecasts from every window of DATA (CSV to stdout or --out)
+    lstm-native predict MODEL DATA --future N   the N steps after the end of DATA
     lstm-native info MODEL                 architecture, parameters, training summary
     lstm-native export MODEL OUT.onnx      the model as an ONNX graph (--lengths, --step; needs onnx)
     lstm-native bench [...]                the PyTorch comparison (needs torch)
@@ -44,14 +45,25 @@ def _load_model(path):
 
 
 def _predict(args) -> int:
-    from .recipes import predict_file
+    from .recipes import forecast_future, predict_table
     model = _load_model(args.model)
-    rows, pred = predict_file(model, args.data)
-    header = ["window_end_row"] + [f"forecast_t+{h + 1}" for h in range(pred.shape[1])]
+    say = lambda msg: print(msg, file=sys.stderr)   # noqa: E731  (stdout may be the forecasts)
+    if args.future is not None:
+        stamps, pred = forecast_future(model, args.data, args.future, say=say)
+        meta = model.metadata
+        time_name = meta["time"]["name"] if meta.get("time") else None
+        header = ["step"] + ([time_name] if stamps else []) + [meta["columns"][meta["target"]]]
+        cells = [[str(i + 1)] + ([stamps[i]] if stamps else []) + [f"{v:.9g}"] for i, v in enumerate(pred)]
+    else:
+        rows, pred, stamps = predict_table(model, args.data, say=say)
+        header = ["window_end_row"] + (["window_end_time"] if stamps else []) + \
+            [f"forecast_t+{h + 1}" for h in range(pred.shape[1])]
+        cells = [[str(r)] + ([stamps[i]] if stamps else []) + [f"{v:.9g}" for v in p]
+                 for i, (r, p) in enumerate(zip(rows, pred))]
     if args.out and args.out.endswith(".npy"):
         np.save(args.out, pred)
     else:
-        lines = [",".join(header)] + [f"{r}," + ",".join(f"{v:.9g}" for v in p) for r, p in zip(rows, pred)]
+        lines = [",".join(header)] + [",".join(c) for c in cells]
         text = "\n".join(lines) + "\n"
         if args.out:
             with open(args.out, "w", encoding="utf-8") as f:
@@ -79,8 +91,18 @@ def _info(args) -> int:
     if isinstance(meta, dict) and meta.get("kind") == "forecaster":
         print(f"forecaster: columns {meta['columns']}, target {meta['columns'][meta['target']]!r}, "
               f"lookback {meta['lookback']}, horizon {meta['horizon']}, trained on {meta['trained_on']}")
-        if meta.get("test", {}).get("test_mse") is not None:
-            print(f"test MSE {meta['test']['test_mse']:.6g} (naive {meta['test']['naive_test_mse']:.6g})")
+        if meta.get("transform"):
+            time = meta.get("time") or {}
+            print(f"transform {meta['transform']}, missing values: {meta.get('missing')}, time index: "
+                  + (f"{time['name']!r} ({time['kind']})" if time else "none"))
+        test = meta.get("test", {})
+        if test.get("test_mse") is not None:
+            line = f"test MSE {test['test_mse']:.6g} (naive {test['naive_test_mse']:.6g}"
+            if test.get("seasonal_naive_test_mse") is not None:
+                line += f", seasonal naive ({test['season']}) {test['seasonal_naive_test_mse']:.6g}"
+            print(line + ")")
+            if test.get("advice"):
+                print(f"worse than the {test['best_baseline'].replace('_', '-')} forecast; likeliest fix: {test['advice']}")
     return 0
 
 
@@ -123,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model")
     predict.add_argument("data")
     predict.add_argument("--out", default=None, help="a .csv or .npy file (default: CSV on stdout)")
+    predict.add_argument("--future", type=int, default=None, metavar="N",
+                         help="forecast the N steps after the end of DATA instead (with their time stamps "
+                              "when DATA has a time column; iterated past the model's horizon)")
     predict.set_defaults(run=_predict)
     info = sub.add_parser("info", help="describe a saved model")
     info.add_argument("model")
