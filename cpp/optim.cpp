@@ -150,37 +150,45 @@ void adagrad_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& sum, 
   });
 }
 
+// The norm (2 or infinity) of elements [begin, end) of the concatenated arrays.
+template <class T>
+double range_norm(const TensorList<T>& g, Index begin, Index end, bool infinity) {
+  double acc = 0;
+  Index offset = 0;
+  for (size_t t = 0; t < g.size.size() && offset < end; ++t) {
+    const Index lo = std::max(begin, offset), hi = std::min(end, offset + g.size[t]);
+    if (lo < hi) {
+      // Eigen's vectorised reductions; maxCoeff keeps NaN (sums keep it anyway).
+      const auto x = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g.data[t] + lo - offset, hi - lo);
+      if (infinity) {
+        acc = std::max(acc, double(x.abs().template maxCoeff<Eigen::PropagateNaN>()));
+      } else {  // float sums of 1024 squares (vectorised), accumulated in double
+        for (Index j = 0; j < x.size(); j += 1024) acc += double(x.segment(j, std::min<Index>(1024, x.size() - j)).square().sum());
+      }
+      if (std::isnan(acc)) acc = std::numeric_limits<double>::quiet_NaN();
+    }
+    offset += g.size[t];
+  }
+  return acc;
+}
+
+// Chunks of fixed size, each reduced alone and combined in order: the same sums in the same
+// order whatever the team's size, so the norm (and the clipping it decides) does not depend
+// on the thread count.
 template <class T>
 double total_norm(const TensorList<T>& g, bool infinity) {
-  std::vector<double> partial(std::max(1, get_num_threads()) * 8, 0.0);  // one slot per member, padded
-  int used = 1;
+  constexpr Index kChunk = Index(1) << 15;
   Index total = 0;
   for (Index s : g.size) total += s;
+  const Index chunks = (total + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
   run_team(threads_for(double(total) * 2, 2e5), [&](int id, int team) {
-    if (id == 0) used = team;
-    Index begin, end;
-    share(total, id, team, &begin, &end);
-    double acc = 0;
-    Index offset = 0;
-    for (size_t t = 0; t < g.size.size() && offset < end; ++t) {
-      const Index lo = std::max(begin, offset), hi = std::min(end, offset + g.size[t]);
-      if (lo < hi) {
-        // Eigen's vectorised reductions; maxCoeff keeps NaN (sums keep it anyway).
-        const auto x = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g.data[t] + lo - offset, hi - lo);
-        if (infinity) {
-          acc = std::max(acc, double(x.abs().template maxCoeff<Eigen::PropagateNaN>()));
-        } else {  // float sums of 1024 squares (vectorised), accumulated in double
-          for (Index j = 0; j < x.size(); j += 1024) acc += double(x.segment(j, std::min<Index>(1024, x.size() - j)).square().sum());
-        }
-        if (std::isnan(acc)) acc = std::numeric_limits<double>::quiet_NaN();
-      }
-      offset += g.size[t];
-    }
-    partial[id * 8] = acc;
+    Index c0, c1;
+    share(chunks, id, team, &c0, &c1);
+    for (Index c = c0; c < c1; ++c) partial[c] = range_norm(g, c * kChunk, std::min(total, (c + 1) * kChunk), infinity);
   });
   double result = 0;
-  for (int id = 0; id < used; ++id) {
-    const double x = partial[id * 8];
+  for (const double x : partial) {
     if (std::isnan(x) || std::isnan(result)) result = std::numeric_limits<double>::quiet_NaN();
     else result = infinity ? std::max(result, x) : result + x;
   }
