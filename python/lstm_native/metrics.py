@@ -98,6 +98,7 @@ rmse = _RootMean()
 _NAMES = {"mae": mae, "mean_absolute_error": mae, "mse": mse, "mean_squared_error": mse, "rmse": rmse,
           "root_mean_squared_error": rmse, "accuracy": accuracy, "acc": accuracy,
           "binary_accuracy": binary_accuracy, "categorical_accuracy": categorical_accuracy}
+_ACCURACIES = {"accuracy", "binary_accuracy", "categorical_accuracy"}
 _SHORT = {"mean_absolute_error": "mae", "mean_squared_error": "mse", "root_mean_squared_error": "rmse", "acc": "accuracy"}
 
 
@@ -131,7 +132,7 @@ class MetricSet:
         if isinstance(metrics, (str, bytes)) or callable(metrics):
             metrics = [metrics]
         self.items = [get(m, loss_fn) for m in (metrics or ())]
-        if loss_fn in losses.CLASSIFICATION and "accuracy" not in {n for n, _ in self.items}:
+        if loss_fn in losses.CLASSIFICATION and not {n for n, _ in self.items} & _ACCURACIES:
             self.items.insert(0, get("accuracy", loss_fn))   # classification losses always report accuracy
         names = [n for n, _ in self.items]
         if len(set(names)) != len(names) or "loss" in names:
