@@ -57,7 +57,11 @@ def run(layer, x, need_input_grad, lengths, via_seq):
 def test_every_public_layer_is_held_to_the_contract():
     public = {name for name in ln.__all__ if inspect.isclass(getattr(ln, name))
               and issubclass(getattr(ln, name), ln.Module) and name != "Module"}
-    assert public == set(CASES)
+    # models that take their targets as inputs (Seq2Seq's teacher forcing) cannot sit in a
+    # Sequential; their gradients are checked in test_seq2seq.py
+    with_targets = {name for name in public if getattr(getattr(ln, name), "takes_targets", False)}
+    assert with_targets == {"Seq2Seq"}
+    assert public - with_targets == set(CASES)
 
 
 @pytest.mark.parametrize("via_seq", [False, True], ids=["backward", "seq_backward"])

@@ -1,13 +1,16 @@
-"""Additive (Bahdanau) attention over a sequence of hidden states.
+"""Attention over a sequence of hidden states: additive (Bahdanau) or multiplicative (Luong).
 
-    score[b, q, t] = v^T tanh(W_h h[b, t] + W_s s[b, q] + bias)
+    score[b, q, t] = v^T tanh(W_h h[b, t] + W_s s[b, q] + bias)    score="additive" (Bahdanau)
+    score[b, q, t] = s[b, q] . h[b, t]                             score="dot" (Luong)
+    score[b, q, t] = s[b, q] . (W_a h[b, t])                       score="general" (Luong)
     alpha[b, q, :] = softmax over the valid steps t < lengths[b]
     context[b, q]  = sum_t alpha[b, q, t] h[b, t]
 
 Without a query (query_size=None) the W_s s term is absent: the layer learns which steps
 matter by content alone and returns one context vector per sequence, the usual pooling
-after a (Bi)LSTM for classification. With queries (B, Q) or (B, Tq, Q), such as a decoder's
-outputs, it returns one context per query; all queries are handled at once.
+after a (Bi)LSTM for classification (additive score only). With queries (B, Q) or
+(B, Tq, Q), such as a decoder's outputs, it returns one context per query; all queries are
+handled at once. The dot score needs Q == H and has no parameters; general learns W_a (Q, H).
 """
 from __future__ import annotations
 
@@ -21,15 +24,23 @@ from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
 
+SCORES = ("additive", "dot", "general")
+
+
 class Attention(Module):
-    """Additive attention: ``context = attention(h, query=None, lengths=None)``; the weights of
-    the last call are in ``last_weights``. Parameters: ``W_h`` (A, H), ``W_s`` (A, Q) when
-    query_size is given, ``bias`` (A,) and ``v`` (A,)."""
+    """``context = attention(h, query=None, lengths=None)``; the weights of the last call are in
+    ``last_weights``. score="additive" (default; Bahdanau): parameters ``W_h`` (A, H), ``W_s``
+    (A, Q) when query_size is given, ``bias`` (A,) and ``v`` (A,). score="dot" (Luong): none.
+    score="general" (Luong): ``W_a`` (Q, H). Luong's scores need a query."""
 
     takes_lengths = True
 
-    def __init__(self, hidden_size: int, query_size=None, attention_size=None, seed=None, dtype=np.float32):
+    def __init__(self, hidden_size: int, query_size=None, attention_size=None, seed=None, dtype=np.float32,
+                 score: str = "additive"):
         super().__init__()
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        self.score = score
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.query_size = None if query_size is None else positive_int("query_size", query_size)
         self.attention_size = positive_int("attention_size", attention_size or hidden_size)
@@ -41,13 +52,22 @@ class Attention(Module):
             bound = 1.0 / math.sqrt(fan_in)
             return Parameter(rng.uniform(-bound, bound, shape).astype(self.dtype))
 
+        self.last_weights = None
+        self._ctx = None
+        if score != "additive":
+            if self.query_size is None:
+                raise ValueError(f"score={score!r} compares a query with each step: give query_size")
+            if score == "dot" and self.query_size != self.hidden_size:
+                raise ValueError(f"score='dot' needs query_size == hidden_size, got {self.query_size} and "
+                                 f"{self.hidden_size} (score='general' maps between them)")
+            if score == "general":
+                self.W_a = uniform(hidden_size, (self.query_size, hidden_size))
+            return
         self.W_h = uniform(hidden_size, (A, hidden_size))
         if self.query_size is not None:
             self.W_s = uniform(self.query_size, (A, self.query_size))
         self.bias = uniform(hidden_size, (A,))
         self.v = uniform(A, (A,))
-        self.last_weights = None
-        self._ctx = None
 
     def forward(self, h, query=None, lengths=None):
         h = float_array(h, "h", self.dtype)
@@ -69,17 +89,26 @@ class Attention(Module):
         if mask is not None and np.shape(lengths) != (B,):
             raise ValueError(f"lengths must have shape ({B},), got {np.shape(lengths)}")
 
-        pre = ops.matmul(ops.rows(h), self.W_h.data, trans_b=True).reshape(B, 1, T, -1) + self.bias.data
-        if query is not None:
-            Tq = query.shape[1]
-            pre = pre + ops.matmul(ops.rows(query), self.W_s.data, trans_b=True).reshape(B, Tq, 1, -1)
-        energy = np.tanh(pre)                                            # (B, Tq, T, A)
-        scores = ops.matmul(ops.rows(energy), self.v.data[:, None]).reshape(energy.shape[:3])  # (B, Tq, T)
+        if self.score == "additive":
+            pre = ops.matmul(ops.rows(h), self.W_h.data, trans_b=True).reshape(B, 1, T, -1) + self.bias.data
+            if query is not None:
+                Tq = query.shape[1]
+                pre = pre + ops.matmul(ops.rows(query), self.W_s.data, trans_b=True).reshape(B, Tq, 1, -1)
+            energy = np.tanh(pre)                                        # (B, Tq, T, A)
+            scores = ops.matmul(ops.rows(energy), self.v.data[:, None]).reshape(energy.shape[:3])  # (B, Tq, T)
+        else:
+            energy = self._keys(h)                                       # (B, T, Q): h, or h W_a^T
+            scores = ops.matmul(query, energy, trans_b=True)             # (B, Tq, T)
         alpha = _masked_softmax(scores, None if mask is None else mask[:, None, :])
         context = ops.matmul(alpha, h)                                   # (B, Tq, H)
         self.last_weights = alpha[:, 0] if query is None or single_query else alpha
         self._ctx = (h, query, energy, alpha, query is None or single_query) if is_grad_enabled() else None
         return context[:, 0] if query is None or single_query else context
+
+    def _keys(self, h):
+        if self.score == "dot":
+            return h
+        return ops.matmul(ops.rows(h), self.W_a.data, trans_b=True).reshape(h.shape[0], h.shape[1], -1)
 
     def backward(self, grad, need_input_grad: bool = True):
         """Returns dh, or (dh, dquery) when the forward had a query; None when need_input_grad
@@ -92,6 +121,8 @@ class Attention(Module):
         B, T, H = h.shape
         d_alpha = ops.matmul(g, h, trans_b=True)                         # (B, Tq, T)
         d_scores = alpha * (d_alpha - np.sum(alpha * d_alpha, axis=-1, keepdims=True))
+        if self.score != "additive":
+            return self._multiplicative_backward(g, h, query, energy, alpha, d_scores, squeezed, need_input_grad)
         self.v.grad += np.einsum("bqt,bqta->a", d_scores, energy)
         d_pre = d_scores[..., None] * self.v.data * (1 - energy * energy)  # (B, Tq, T, A)
         self.bias.grad += d_pre.sum(axis=(0, 1, 2))
@@ -109,6 +140,19 @@ class Attention(Module):
         d_query = ops.matmul(d_sp, self.W_s.data).reshape(query.shape)
         return dh, (d_query[:, 0] if squeezed else d_query)
 
+    def _multiplicative_backward(self, g, h, query, keys, alpha, d_scores, squeezed, need_input_grad):
+        """Luong's scores = query keys^T, keys = h (dot) or h W_a^T (general)."""
+        B, T, H = h.shape
+        d_keys = ops.matmul(d_scores, query, trans_a=True)               # (B, T, Q)
+        if self.score == "general":
+            ops.matmul(ops.rows(d_keys), ops.rows(h), trans_a=True, out=self.W_a.grad, accumulate=True)
+        if not need_input_grad:
+            return None
+        dh = ops.matmul(alpha, g, trans_a=True)                          # through context = alpha h
+        dh += d_keys if self.score == "dot" else ops.matmul(ops.rows(d_keys), self.W_a.data).reshape(B, T, H)
+        d_query = ops.matmul(d_scores, keys)                             # (B, Tq, Q)
+        return dh, (d_query[:, 0] if squeezed else d_query)
+
     # In a Sequential: (B, T, H) with lengths -> one context per sequence.
     def seq_forward(self, x, lengths=None):
         return self.forward(x, None, lengths)
@@ -118,7 +162,7 @@ class Attention(Module):
 
     def get_config(self):
         return dict(hidden_size=self.hidden_size, query_size=self.query_size,
-                    attention_size=self.attention_size, dtype=self.dtype.name)
+                    attention_size=self.attention_size, dtype=self.dtype.name, score=self.score)
 
 
 def _masked_softmax(scores, mask):

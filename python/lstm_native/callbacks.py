@@ -128,3 +128,20 @@ class LambdaCallback(Callback):
             if not hasattr(Callback, name):
                 raise ValueError(f"unknown callback hook {name!r}")
             setattr(self, name, fn)
+
+
+class TeacherForcingSchedule(Callback):
+    """Sets ``model.teacher_forcing`` (a Seq2Seq's share of decoder inputs taken from the
+    target) to ``schedule(epoch)`` as each epoch begins, e.g.
+    ``TeacherForcingSchedule(lambda epoch: max(0.5, 1.0 - 0.05 * epoch))``."""
+
+    def __init__(self, schedule):
+        if not callable(schedule):
+            raise TypeError("schedule must be a function of the epoch (0-based) giving a ratio in [0, 1]")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        ratio = float(self.schedule(epoch))
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"the teacher-forcing schedule gave {ratio} at epoch {epoch}; it must be in [0, 1]")
+        self.model.teacher_forcing = ratio

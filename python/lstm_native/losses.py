@@ -127,9 +127,37 @@ def bce_with_logits(logits, target, pos_weight=None, mask=None):
     return float(np.sum(loss * weight) / count), (grad * weight / count).astype(logits.dtype)
 
 
+def bce(prob, target, weight=None, mask=None):
+    """Binary cross-entropy on probabilities (after a Sigmoid), as torch.nn.BCELoss: each log
+    is clamped at -100, so p = 0 or 1 gives a finite loss, and the gradient
+    (p - y) / max(p (1 - p), 1e-12) is torch's. Optional weight broadcasts against prob."""
+    prob, target, mask = _prepare(prob, target, mask, "bce")
+    target = _same_shape(target, prob)
+    if target.shape != prob.shape:
+        raise ValueError(f"bce: target must have the prediction's shape {prob.shape}, got {target.shape}")
+    p = prob.astype(np.float64)
+    if p.size and not (p.min() >= 0 and p.max() <= 1):    # NaN fails too
+        raise ValueError("bce: pred must hold probabilities in [0, 1] (put a Sigmoid last, or use "
+                         "bce_with_logits on logits)")
+    y = target.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        loss = -(y * np.maximum(np.log(p), -100.0) + (1 - y) * np.maximum(np.log1p(-p), -100.0))
+    grad = (p - y) / np.maximum(p * (1 - p), 1e-12)
+    w = 1.0 if weight is None else np.broadcast_to(np.asarray(weight, np.float64), p.shape)
+    if mask is None:
+        keep, count = 1.0, loss.size
+    else:
+        keep = np.broadcast_to(mask, loss.shape)
+        count = int(keep.sum())
+    if count == 0:
+        return 0.0, np.zeros_like(prob)
+    return float(np.sum(w * loss * keep) / count), (w * grad * keep / count).astype(prob.dtype)
+
+
 LOSSES = {"mse": mse, "mean_squared_error": mse, "mae": mae, "l1": mae, "mean_absolute_error": mae,
-          "cross_entropy": cross_entropy, "bce_with_logits": bce_with_logits}
-CLASSIFICATION = {cross_entropy, bce_with_logits}
+          "cross_entropy": cross_entropy, "bce_with_logits": bce_with_logits, "bce": bce,
+          "binary_crossentropy": bce}
+CLASSIFICATION = {cross_entropy, bce_with_logits, bce}
 
 
 def get(loss):
@@ -147,8 +175,9 @@ def accuracy(pred, target, loss_fn, mask=None):
     if loss_fn is cross_entropy:
         hits = np.argmax(pred, axis=-1) == target
         valid = np.ones(hits.shape, bool) if mask is None else np.broadcast_to(mask, hits.shape)
-    elif loss_fn is bce_with_logits:
-        hits = (np.asarray(pred) > 0) == (_same_shape(np.asarray(target), np.asarray(pred)) > 0.5)
+    elif loss_fn in (bce_with_logits, bce):
+        threshold = 0.0 if loss_fn is bce_with_logits else 0.5     # logits or probabilities
+        hits = (np.asarray(pred) > threshold) == (_same_shape(np.asarray(target), np.asarray(pred)) > 0.5)
         valid = np.ones(hits.shape, bool) if mask is None else np.broadcast_to(
             np.asarray(mask, bool).reshape(mask.shape + (1,) * (hits.ndim - np.ndim(mask))), hits.shape)
     else:

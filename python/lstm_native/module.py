@@ -67,6 +67,7 @@ class Module:
 
     takes_lengths = False     # forward(x, lengths=...) accepts a padded batch's lengths
     stream_pointwise = False  # acts on each time step alone (streams call forward on x_t)
+    carried_state = None      # the state a stateful fit ended with (see reset_states)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -224,8 +225,15 @@ class Module:
         (default Adam 1e-3), epochs, batch_size, clip_grad_norm, clip_grad_value,
         validation_data=(Xv, yv[, lengths_v]) or validation_split, lengths, callbacks,
         shuffle, verbose (0 silent, 1 progress bar, 2 a line per epoch), seed, scheduler,
-        loss_kwargs (e.g. class weights), resume_from (a checkpoint path)."""
+        loss_kwargs (e.g. class weights), resume_from (a checkpoint path), metrics (names such as
+        "mae", "rmse", "accuracy" or functions; see ln.metrics), stateful=True with tbptt_steps=k
+        (long series in k-step chunks, state carried, gradients cut; see ln.tbptt)."""
         return training.fit(self, X, y, **kwargs)
+
+    def reset_states(self) -> None:
+        """Forgets the state a stateful fit left in ``carried_state`` (the next stateful epoch
+        starts from zeros anyway)."""
+        self.carried_state = None
 
     def evaluate(self, X, y, **kwargs) -> dict:
         return training.evaluate(self, X, y, **kwargs)

@@ -8,6 +8,10 @@ names and shapes (a layer's ``state_dict()``).
     out, h_n, c_n, cache = lstm_forward(x, params, num_layers=1)
     dx, dh0, dc0, grads = lstm_backward(cache, dout, dh_n, dc_n)
     out, h_n, cache = gru_forward(x, params); dx, dh0, grads = gru_backward(cache, dout, dh_n)
+    losses, params = train(params, X, y, loss="mse", steps=20, lr=1e-2, clip_grad_norm_to=1.0)
+
+``train`` is the whole training loop (loss, backward, clipping, Adam) in NumPy alone: the
+from-scratch version of what ``fit`` does, to read beside it and to test it against.
 """
 from __future__ import annotations
 
@@ -218,3 +222,89 @@ def gru_forward(x, params, num_layers=1, bidirectional=False, h0=None, lengths=N
 def gru_backward(cache, dout=None, dh_n=None):
     dx, dh0, _, grads = rnn_backward(cache, dout, dh_n, None)
     return dx, dh0, grads
+
+
+# ----------------------------------------------------------------------------------
+# Training from scratch, in NumPy alone: a recurrent stack, a Linear head on the last
+# step, a loss, gradient clipping and Adam (torch.optim.Adam's arithmetic)
+# ----------------------------------------------------------------------------------
+def mse_loss(pred, target):
+    """Mean squared error and its gradient with respect to pred."""
+    diff = pred - np.asarray(target, np.float64).reshape(pred.shape)
+    return float(np.mean(diff ** 2)), 2.0 * diff / diff.size
+
+
+def cross_entropy_loss(logits, labels):
+    """Mean softmax cross-entropy of logits (N, C) against integer labels (N,), and its gradient."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    rows = np.arange(len(labels))
+    grad = np.exp(log_p)
+    grad[rows, labels] -= 1.0
+    return float(-log_p[rows, labels].mean()), grad / len(labels)
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scales all gradients (a dict) together so their joint 2-norm is at most max_norm; returns
+    the norm before, as torch.nn.utils.clip_grad_norm_."""
+    total = float(np.sqrt(sum(np.sum(g ** 2) for g in grads.values())))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for g in grads.values():
+            g *= coef
+    return total
+
+
+class Adam:
+    """Adam with bias correction, as torch.optim.Adam (no weight decay)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.lr, self.betas, self.eps, self.t = lr, betas, eps, 0
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+
+    def step(self, params, grads):
+        """Updates params (a dict of arrays) in place from grads (the same keys)."""
+        self.t += 1
+        b1, b2 = self.betas
+        for k, g in grads.items():
+            self.m[k] = b1 * self.m[k] + (1 - b1) * g
+            self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
+            denom = np.sqrt(self.v[k]) / np.sqrt(1 - b2 ** self.t) + self.eps
+            params[k] -= self.lr / (1 - b1 ** self.t) * self.m[k] / denom
+
+
+def train(params, X, y, cell="lstm", num_layers=1, loss="mse", steps=20, lr=1e-3, betas=(0.9, 0.999),
+          eps=1e-8, clip_grad_norm_to=None, batch_size=None):
+    """Trains recurrent layers + a Linear head on the last step, returning the loss of each step.
+
+    params: {name: array} with the recurrent layers' PyTorch names (weight_ih_l0, ...) and the
+    head's "fc.weight" (out, H) and "fc.bias" (out,); copied to float64 and updated in place
+    of the copies, which are returned: ``losses, params = train(params, X, y)``.
+    X (B, T, I) batch-first; y (B, out) for loss="mse", integer labels (B,) for
+    "cross_entropy". Each step takes the next batch_size rows in order (all rows by default),
+    clips the joint gradient norm to clip_grad_norm_to if given, then takes one Adam step.
+    """
+    if loss not in ("mse", "cross_entropy"):
+        raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
+    params = {k: np.array(v, np.float64) for k, v in params.items()}
+    X = np.asarray(X, np.float64)
+    n = len(X)
+    batch_size = batch_size or n
+    opt, losses = Adam(params, lr, betas, eps), []
+    for step in range(steps):
+        rows = np.arange(step * batch_size, (step + 1) * batch_size) % n
+        rnn = {k: v for k, v in params.items() if not k.startswith("fc.")}
+        out, _, _, cache = rnn_forward(cell, X[rows], rnn, num_layers, batch_first=True)
+        last = out[:, -1]
+        pred = last @ params["fc.weight"].T + params["fc.bias"]
+        value, d_pred = mse_loss(pred, y[rows]) if loss == "mse" else cross_entropy_loss(pred, np.asarray(y)[rows])
+        losses.append(value)
+        dout = np.zeros_like(out)
+        dout[:, -1] = d_pred @ params["fc.weight"]
+        _, _, _, grads = rnn_backward(cache, dout)
+        grads["fc.weight"], grads["fc.bias"] = d_pred.T @ last, d_pred.sum(axis=0)
+        if clip_grad_norm_to is not None:
+            clip_grad_norm(grads, clip_grad_norm_to)
+        opt.step(params, grads)
+    return losses, params

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from . import io, losses, ops, optim, seeding
+from . import io, losses, metrics as metrics_, ops, optim, seeding, tbptt
 from ._checks import NonFiniteError, to_numpy
 from ._grad_mode import no_grad
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -63,6 +63,15 @@ def _mask_for(out, lengths):
     return ops.length_mask(lengths, out.shape[0], out.shape[1])
 
 
+def _forward(model, xb, yb, lb):
+    """(output, loss mask) for a batch. A model that takes its targets as inputs (Seq2Seq's
+    teacher forcing sets ``takes_targets``) sees yb too and gives its own mask."""
+    if getattr(model, "takes_targets", False):
+        return model.forward_with_targets(xb, yb, lb)
+    out = model.seq_forward(xb, lb)
+    return out, _mask_for(out, lb)
+
+
 class InterruptAtBatchEnd:
     """While a fit runs in the main thread, Ctrl-C (SIGINT) asks it to stop at the end of the
     current batch instead of wherever it happens to be (in the middle of a checkpoint, say); a
@@ -97,11 +106,15 @@ class Samples:
     def __len__(self):
         return len(self.X)
 
+    def num_batches(self, batch_size):
+        return math.ceil(len(self) / batch_size)
+
     def batches(self, batch_size, order):
-        """(xb, yb, lengths or None) for consecutive slices of `order`."""
+        """(xb, yb, lengths or None, weight) for consecutive slices of `order`; an epoch's
+        loss is the mean of the batches' losses weighted by `weight` (here the batch size)."""
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx]
+            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx], len(idx)
 
 
 def _samples(model, X, y, lengths, validation_data, validation_split):
@@ -141,9 +154,11 @@ class Fit:
     see it as ``callback.fit``. ``fit()`` drives it one epoch and one batch at a time."""
 
     def __init__(self, model, optimizer, scheduler=None, loss="mse", loss_kwargs=None, seed=None, epochs=1,
-                 callbacks=(), clip_grad_norm=None, clip_grad_value=None):
+                 callbacks=(), clip_grad_norm=None, clip_grad_value=None, metrics=(), stateful=False):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.loss_fn, self.loss_kwargs = losses.get(loss), dict(loss_kwargs or {})
+        self.metric_specs, self.metrics = metrics, metrics_.MetricSet(metrics, self.loss_fn)
+        self.carry = tbptt.Carry(model) if stateful else None   # the state carried across chunks
         if seed is None:
             seed = seeding.new_seed()
         self.seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else seed
@@ -179,39 +194,47 @@ class Fit:
             cb.on_train_begin({})
 
     def train_epoch(self, epoch, samples, batch_size, shuffle, bar):
-        """One pass over the samples; returns the epoch's mean loss (and accuracy), or None
+        """One pass over the samples; returns the epoch's mean loss and metrics, or None
         when Ctrl-C stopped it at a batch boundary."""
         self.model.train()
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, {})
-        n = len(samples)
-        order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        total, correct, counted, seen = 0.0, 0, 0, 0
-        for b, (xb, yb, lb) in enumerate(samples.batches(batch_size, order)):
+        self.metrics.reset()
+        total, seen = 0.0, 0
+        for b, (xb, yb, lb, weight) in enumerate(self.epoch_batches(epoch, samples, batch_size, shuffle)):
             try:
-                value, hits = self.train_step(xb, yb, lb)
+                value = self.train_step(xb, yb, lb)
             except NonFiniteError as exc:
                 raise NonFiniteLossError(f"{exc} at epoch {epoch + 1}, batch {b + 1}: lower the learning rate, "
                                          "clip gradients or check the data") from exc
-            total, seen = total + value * len(xb), seen + len(xb)
-            if hits is not None:
-                correct, counted = correct + hits[0], counted + hits[1]
+            total, seen = total + value * weight, seen + weight
             for cb in self.callbacks:
                 cb.on_batch_end(b, {"loss": value})
-            bar.step(value)
+            bar.step(value, self.metrics.results())
             if self.interrupted():
                 bar.close({"loss": total / seen})
                 self.say_interrupted(f"in epoch {epoch + 1} after batch {b + 1}")
                 return None
-        logs = {"loss": total / n}
-        if counted:
-            logs["accuracy"] = correct / counted
-        return logs
+        return {"loss": total / seen, **self.metrics.results()}
+
+    def epoch_batches(self, epoch, samples, batch_size, shuffle):
+        """The epoch's batches (xb, yb, lengths, weight): shuffled samples, or with
+        stateful=True a long series' consecutive chunks (tbptt.py)."""
+        if self.carry is not None:
+            return samples.chunks(batch_size, self.carry)
+        n = len(samples)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
+        return samples.batches(batch_size, order)
+
+    def forward(self, xb, yb, lb):
+        """(output, loss mask); with stateful=True from the state the last chunk left."""
+        if self.carry is not None:
+            return self.carry.forward(xb), None
+        return _forward(self.model, xb, yb, lb)
 
     def train_step(self, xb, yb, lb):
-        """Forward, loss, backward, clipping, optimizer step; returns (loss, accuracy counts or None)."""
-        out = self.model.seq_forward(xb, lb)
-        mask = _mask_for(out, lb)
+        """Forward, loss, backward, clipping, optimizer step, metrics; returns the loss."""
+        out, mask = self.forward(xb, yb, lb)
         value, grad = self.loss_fn(out, yb, mask=mask, **self.loss_kwargs)
         if not math.isfinite(value) or not np.isfinite(grad).all():
             raise NonFiniteError(f"the loss became {value}" if not math.isfinite(value)
@@ -220,7 +243,8 @@ class Fit:
         self.model.seq_backward(grad, need_input_grad=False)
         self.clip_gradients()
         self.optimizer.step()
-        return value, losses.accuracy(out, yb, self.loss_fn, mask)
+        self.metrics.update(out, yb, mask)
+        return value
 
     def clip_gradients(self) -> None:
         if self.clip_norm is not None:
@@ -231,10 +255,14 @@ class Fit:
             clip_grad_value_(self.params, self.clip_value)
 
     def validate(self, validation_data, batch_size) -> dict:
+        if self.carry is not None:
+            val = tbptt.evaluate_series(self.model, validation_data, self.loss_fn, self.loss_kwargs,
+                                        self.metric_specs)
+            return {"val_" + k: v for k, v in val.items()}
         X, y = validation_data[:2]
         lengths = validation_data[2] if len(validation_data) == 3 else None
         val = evaluate(self.model, X, y, loss=self.loss_fn, batch_size=max(batch_size, 256), lengths=lengths,
-                       loss_kwargs=self.loss_kwargs)
+                       loss_kwargs=self.loss_kwargs, metrics=self.metric_specs)
         return {"val_" + k: v for k, v in val.items()}
 
     def end_epoch(self, epoch, logs, bar) -> None:
@@ -265,7 +293,7 @@ class Fit:
 def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: int = 32,
         clip_grad_norm=None, clip_grad_value=None, validation_data=None, validation_split: float = 0.0,
         lengths=None, callbacks=(), shuffle: bool = True, verbose: int = 1, seed=None, scheduler=None,
-        loss_kwargs=None, resume_from=None) -> History:
+        loss_kwargs=None, resume_from=None, metrics=(), stateful: bool = False, tbptt_steps=None) -> History:
     """Trains model on (X, y); see Module.fit."""
     _check_trainable(model)
     _check_batch_first(model)
@@ -273,16 +301,22 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
+    if stateful:
+        samples, validation_data = tbptt.series(_inputs(X, model), to_numpy(y, "y"), tbptt_steps, lengths,
+                                                validation_data, validation_split, lambda v: _inputs(v, model, "X_val"))
+    elif tbptt_steps is not None:
+        raise ValueError("tbptt_steps needs stateful=True")
+    else:
+        samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
     run = Fit(model, _optimizer_for(model, optimizer), scheduler, loss, loss_kwargs, seed, epochs, callbacks,
-              clip_grad_norm, clip_grad_value)
+              clip_grad_norm, clip_grad_value, metrics, stateful)
     if resume_from is not None:
         run.resume(resume_from)
     progress = _progress_factory(verbose)
     with InterruptAtBatchEnd() as run.interrupt:
         run.begin()
         for epoch in range(run.epoch, epochs):
-            bar = progress(math.ceil(len(samples) / batch_size), f"Epoch {epoch + 1}/{epochs}")
+            bar = progress(samples.num_batches(batch_size), f"Epoch {epoch + 1}/{epochs}")
             logs = run.train_epoch(epoch, samples, batch_size, shuffle, bar)
             if logs is None:
                 break
@@ -298,14 +332,15 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
     return run.history
 
 
-def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_kwargs=None) -> dict:
-    """Mean loss (and accuracy for classification losses) over (X, y), in eval mode."""
+def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_kwargs=None, metrics=()) -> dict:
+    """Mean loss and metrics (accuracy too for classification losses) over (X, y), in eval mode."""
     loss_fn = losses.get(loss)
+    tracker = metrics_.MetricSet(metrics, loss_fn)
     X = _inputs(X, model)
     y = to_numpy(y, "y")
     if len(y) != len(X):
         raise ValueError(f"X and y must have the same number of samples, got {len(X)} and {len(y)}")
-    total, correct, counted, n = 0.0, 0, 0, len(X)
+    total, n = 0.0, len(X)
     was_training = model.training
     model.eval()
     try:
@@ -313,19 +348,13 @@ def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_
             for start in range(0, n, batch_size):
                 sl = slice(start, start + batch_size)
                 lb = None if lengths is None else np.asarray(lengths)[sl]
-                out = model.seq_forward(X[sl], lb)
-                mask = _mask_for(out, lb)
+                out, mask = _forward(model, X[sl], y[sl], lb)
                 value, _ = loss_fn(out, y[sl], mask=mask, **(loss_kwargs or {}))
                 total += value * len(X[sl])
-                acc = losses.accuracy(out, y[sl], loss_fn, mask)
-                if acc is not None:
-                    correct, counted = correct + acc[0], counted + acc[1]
+                tracker.update(out, y[sl], mask)
     finally:
         model.train(was_training)
-    result = {"loss": total / n}
-    if counted:
-        result["accuracy"] = correct / counted
-    return result
+    return {"loss": total / n, **tracker.results()}
 
 
 def _state_rows(state, rows):
@@ -388,10 +417,12 @@ class _Progress:
             self.bar = tqdm(total=total, desc=desc, unit="batch", leave=True, file=sys.stdout, dynamic_ncols=True)
         self.running, self.count = 0.0, 0
 
-    def step(self, value):
+    def step(self, value, metrics=None):
         if self.bar is not None:
             self.running, self.count = self.running + value, self.count + 1
-            self.bar.set_postfix_str(f"loss={self.running / self.count:.4g}", refresh=False)
+            text = " ".join([f"loss={self.running / self.count:.4g}"] +
+                            [f"{k}={v:.4g}" for k, v in (metrics or {}).items()])
+            self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(1)
 
     def close(self, logs):
