@@ -26,6 +26,7 @@ import os
 import sys
 
 import numpy as np
+import torch   # first, as in a torch script: torch's OpenMP runtime is the one both libraries share
 
 try:
     import lstm_native as ln
@@ -33,7 +34,6 @@ except ImportError:   # run from a checkout without installing: the in-tree pack
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
     import lstm_native as ln
 
-import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_native.torch as lnt
