@@ -218,6 +218,21 @@ def test_several_calls_before_one_backward_and_retained_graphs():
         grads.append([p.grad.clone() for p in m.parameters()])
     for a, b in zip(*grads):
         assert rel_err(a.numpy(), b.numpy()) < 1e-5
+    out, _ = ours(x1)
+    out.sum().backward()                           # without retain_graph: freed, as torch's graphs are
+    with pytest.raises(RuntimeError, match="second time"):
+        out.sum().backward()
+
+
+def test_input_changed_in_place_before_backward_is_caught_like_torch():
+    x = torch.randn(T, B, I, requires_grad=True)
+    for m in pair("gru", num_layers=2):
+        y = x * 1.0
+        out, _ = m(y)
+        with torch.no_grad():
+            y.add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()
 
 
 def test_convert_in_place_keeps_parameters_and_optimizer():

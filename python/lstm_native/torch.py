@@ -168,25 +168,29 @@ class _Call:
         return out
 
     def dropout_mask(self, out):
-        """The mask nn.LSTM would draw for this inner layer's output, in `out`'s layout."""
+        """The mask nn.LSTM would draw for this inner layer's output: a tensor, time-major (T, B, D*H)."""
         p = self.dropout
+        dtype = _TORCH_DTYPE[out.dtype]
         if self.batch_sizes is not None:     # torch drops on the packed data: draw there, then pad
-            noise = torch.empty((int(self.batch_sizes.sum()), out.shape[2]), dtype=_TORCH_DTYPE[out.dtype])
+            noise = torch.empty((int(self.batch_sizes.sum()), out.shape[2]), dtype=dtype)
             noise.bernoulli_(1 - p).div_(1 - p)
-            padded, _ = torch._pad_packed_sequence(noise, self.batch_sizes, False, 0.0, out.shape[0])
-            return padded.numpy()
+            return torch._pad_packed_sequence(noise, self.batch_sizes, False, 0.0, out.shape[0])[0]
         steps, batch = (out.shape[1], out.shape[0]) if self.batch_first else out.shape[:2]
-        noise = torch.empty((steps, batch, out.shape[2]), dtype=_TORCH_DTYPE[out.dtype])
-        noise.bernoulli_(1 - p).div_(1 - p)   # time-major, as torch's layer outputs are
-        noise = noise.numpy()
-        return noise.transpose(1, 0, 2) if self.batch_first else noise
+        noise = torch.empty((steps, batch, out.shape[2]), dtype=dtype)
+        return noise.bernoulli_(1 - p).div_(1 - p)   # time-major, as torch's layer outputs are
+
+    def in_layout(self, mask):
+        """A time-major mask tensor as a NumPy view in the layers' layout."""
+        m = mask.numpy()
+        return m.transpose(1, 0, 2) if self.batch_first else m
 
 
 _TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
 def _forward_stack(call, x, h0, c0, weights, workspaces):
-    """The stack's forward on NumPy arrays: (out, h_n, c_n or None, layer inputs, masks)."""
+    """The stack's forward on NumPy arrays: (out, h_n, c_n or None, each layer's input, the
+    dropout mask tensors after each layer, None where none)."""
     L, D = call.layers, call.directions
     batch = x.shape[0] if call.batch_first else x.shape[1]
     H = call.module.hidden_size
@@ -206,7 +210,7 @@ def _forward_stack(call, x, h0, c0, weights, workspaces):
         mask = None
         if call.dropout > 0 and layer < L - 1:
             mask = call.dropout_mask(out)
-            out *= mask
+            out *= call.in_layout(mask)
         masks.append(mask)
         layer_input = out
     return layer_input, h_n, c_n, inputs, masks
@@ -219,11 +223,17 @@ class _RecurrentFunction(torch.autograd.Function):
     def forward(ctx, call, x, h0, c0, *weights):
         ctx.set_materialize_grads(False)      # unused outputs give None: no zero arrays to read
         lease = _Lease(call.module, call.layers)
+        xs = _np(x)
         with _Threads():
             out, h_n, c_n, inputs, masks = _forward_stack(
-                call, _np(x), _np(h0), _np(c0), [_np(w) for w in weights], lease.workspaces)
-        ctx.save_for_backward(x, h0, c0, *weights)   # torch's version checks: no in-place edits before backward
-        ctx.call, ctx.lease, ctx.inputs, ctx.masks = call, lease, inputs, masks
+                call, xs, _np(h0), _np(c0), [_np(w) for w in weights], lease.workspaces)
+        # Everything backward reads is saved through torch: torch checks that no input changed in
+        # place before the backward, and frees it all after one unless the graph is retained.
+        x_copy = [] if x.is_contiguous() else [torch.from_numpy(xs)]
+        ctx.save_for_backward(x, h0, c0, *weights, *x_copy, *(torch.from_numpy(a) for a in inputs[1:]),
+                              *(m for m in masks if m is not None))
+        ctx.call, ctx.lease = call, lease
+        ctx.layout = (len(weights), bool(x_copy), [m is not None for m in masks])
         result = (torch.from_numpy(out), torch.from_numpy(h_n))
         return result + ((torch.from_numpy(c_n),) if c_n is not None else ())
 
@@ -231,23 +241,28 @@ class _RecurrentFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, dh_n, dc_n=None):
         call, L, D = ctx.call, ctx.call.layers, ctx.call.directions
-        x, h0, c0, *weights = ctx.saved_tensors
+        n_weights, x_copied, has_mask = ctx.layout
+        saved = ctx.saved_tensors
+        x, h0, c0 = saved[:3]
+        weights = saved[3:3 + n_weights]
+        rest = iter(saved[3 + n_weights:])
+        inputs = [_np(next(rest) if x_copied else x)] + [_np(next(rest)) for _ in range(L - 1)]
+        masks = [call.in_layout(next(rest)) if m else None for m in has_mask]
         lease = ctx.lease
         if lease.consumed:   # a second backward through a retained graph: recompute the forward
             lease = ctx.lease = _Lease(call.module, L)
-            recompute = _Call(call.module, call.cell, call.batch_first, call.lengths, None, 0.0, True)
             w = [_np(t) for t in weights]
             h0n, c0n = _np(h0), _np(c0)
-            for layer in range(L):
-                sl = slice(layer * D, (layer + 1) * D)
-                core.recurrent_forward(call.cell, ctx.inputs[layer], call.batch_first, call.lengths,
-                                       recompute.layer_weights(w, layer), None if h0n is None else h0n[sl],
-                                       None if c0n is None else c0n[sl], lease.workspaces[layer], True)
+            with _Threads():
+                for layer in range(L):
+                    sl = slice(layer * D, (layer + 1) * D)
+                    core.recurrent_forward(call.cell, inputs[layer], call.batch_first, call.lengths,
+                                           call.layer_weights(w, layer), None if h0n is None else h0n[sl],
+                                           None if c0n is None else c0n[sl], lease.workspaces[layer], True)
         grad = _np(d_out)
         dh_n, dc_n = _np(dh_n), _np(dc_n)
         batch = x.shape[0] if call.batch_first else x.shape[1]
-        H = call.module.hidden_size
-        dh0 = np.empty((L * D, batch, H), grad.dtype if grad is not None else ctx.inputs[0].dtype)
+        dh0 = np.empty((L * D, batch, call.module.hidden_size), inputs[0].dtype)
         dc0 = np.empty_like(dh0) if call.cell == "lstm" else None
         param_grads = [np.zeros(w.shape, dh0.dtype) for w in weights]   # the core accumulates into them
         need_dx = ctx.needs_input_grad[1]
@@ -256,7 +271,7 @@ class _RecurrentFunction(torch.autograd.Function):
             for layer in reversed(range(L)):
                 sl = slice(layer * D, (layer + 1) * D)
                 dx, dh, dc = core.recurrent_backward(
-                    call.cell, lease.workspaces[layer], ctx.inputs[layer], grad,
+                    call.cell, lease.workspaces[layer], inputs[layer], grad,
                     None if dh_n is None else dh_n[sl], None if dc_n is None else dc_n[sl],
                     call.layer_weights(param_grads, layer), layer > 0 or need_dx, None)
                 dh0[sl] = dh
@@ -264,8 +279,8 @@ class _RecurrentFunction(torch.autograd.Function):
                     dc0[sl] = dc
                 if layer > 0:
                     grad = dx
-                    if ctx.masks[layer - 1] is not None:
-                        grad *= ctx.masks[layer - 1]
+                    if masks[layer - 1] is not None:
+                        grad *= masks[layer - 1]
         lease.release()
         needs = ctx.needs_input_grad
         result = [None,
