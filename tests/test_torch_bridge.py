@@ -420,3 +420,20 @@ def test_bench_script_runs_on_a_tiny_shape(capsys):
     assert len(rows) == 3 and all(np.isfinite(v).all() for v in rows.values())
     table = [line for line in lines if line.startswith("| ")]
     assert len(table) == 5 and "LSTM 4 6 3 5 packed, lengths 3-6" in table[1]
+
+
+def test_functional_call_runs_on_the_given_parameters():
+    stock, ours = pair("lstm", num_layers=2)
+    params = {k: torch.randn_like(v, requires_grad=True) for k, v in stock.named_parameters()}
+    x = torch.randn(T, B, I)
+    a = torch.func.functional_call(ours, params, (x,))[0]
+    a.sum().backward()
+    grads = {k: p.grad.clone() for k, p in params.items()}
+    for p in params.values():
+        p.grad = None
+    b = torch.func.functional_call(stock, params, (x,))[0]
+    b.sum().backward()
+    assert rel_err(a.detach().numpy(), b.detach().numpy()) < 1e-5
+    for k, p in params.items():
+        assert rel_err(grads[k].numpy(), p.grad.numpy()) < 1e-5, k
+    assert rel_err(ours(x)[0].detach().numpy(), stock(x)[0].detach().numpy()) < 1e-5   # its own weights again
