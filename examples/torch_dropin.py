@@ -14,7 +14,7 @@ seasonal-naive forecast (the value one period earlier).
     python examples/torch_dropin.py            # full run
     python examples/torch_dropin.py --quick    # a small run for CI
 
-Measured on a shared 2-core AMD EPYC (Zen 4) under heavy load from other jobs (load average
+Measured on a shared 2-core AMD EPYC (Zen 5) under heavy load from other jobs (load average
 13-15), one thread (--threads 1), seed 0:
     full  (LSTM(64), 20 epochs): torch 217 s, converted 111 s: 1.97x; the loss curves agree to
           2e-6 relative; test MSE 0.0495 (both) against 0.179 for the seasonal-naive forecast
