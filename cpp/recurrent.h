@@ -98,7 +98,8 @@ struct RecurrentWorkspace {
     std::vector<T> h_final, c_final;  // B x H in schedule order
     std::vector<T> dh, dc;      // B x H carries of the backward loop
     std::vector<T> grad_w;      // G*H x (H + I): interleaved [dW_hh | dW_ih], or its transpose
-    std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell (a slice per member)
+    std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell: a slice per
+                                                // sequence (deterministic mode) or per member, added up after
     std::vector<T> bias;        // G*H interleaved: both biases folded for the input projection
     PackedMatrix<T> input_weights;  // W_ih^T (forward) or W_ih (backward), packed once per call
   };
@@ -349,12 +350,16 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   const Index out_cols = D * H;
   const StepPlan plan = StepPlan::make(D, B, H, GH, blocks);
   const bool bias = a.grads[0].b_ih || a.grads[0].b_hh;
-  const Index members = plan.threads == 1 ? 1 : plan.per_direction;
+  // Bias gradients are column sums over every row: summed per sequence (each in step order,
+  // then the sequences in order) they come out the same for any team; per member they are
+  // one slice fewer per sequence but depend on how the rows were shared.
+  const bool per_sequence = deterministic();
+  const Index slots = per_sequence ? B : (plan.threads == 1 ? 1 : plan.per_direction);
   for (int d = 0; d < D; ++d) {
     ws.dir[d].dh.resize(B * H);
     ws.dir[d].dc.resize(Cell::kCellState ? B * H : 0);
-    ws.dir[d].grad_bias.assign(bias ? members * GH : 0, T(0));
-    ws.dir[d].grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? members * GH : 0, T(0));
+    ws.dir[d].grad_bias.assign(bias ? slots * GH : 0, T(0));
+    ws.dir[d].grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? slots * GH : 0, T(0));
   }
 
   // 1. The step loop, last step first; dh_{t-1} = dG_t W_hh with W_hh packed once (shared per
@@ -402,12 +407,13 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
         // The gradient math for `count` of my rows from row k0, whose c_t is at c_from.
         auto gradient_math = [&](Index k0, Index count, const T* c_from) {
           if (count == 0) return;
+          const Index slot = (per_sequence ? k0 : my.member) * GH;
           StepBackward<T> step{count, st, W.gates.data() + (sc.offset[s] + k0) * GH,
                                W.hx.data() + (sc.offset[s] + k0) * HX, W.aux.data() + (sc.offset[s] + k0) * H,
                                c_from, W.dh.data() + k0 * H, Cell::kCellState ? W.dc.data() + k0 * H : nullptr,
-                               bias ? W.grad_bias.data() + my.member * GH : nullptr,
-                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + my.member * GH : nullptr,
-                               HX};
+                               bias ? W.grad_bias.data() + slot : nullptr,
+                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + slot : nullptr,
+                               HX, per_sequence};
           Cell::backward(step, layout, my.block_begin, my.block_end);
         };
         // c_t is the next step's stored state for rows that go on, the final one for rows that end.
@@ -427,7 +433,7 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     }
   });
 
-  // Each member summed the bias gradients of its own rows: add the slices up.
+  // Add the bias gradients' slices (per sequence or per member) up, in order.
   for (int d = 0; d < D; ++d)
     for (auto* sums : {&ws.dir[d].grad_bias, &ws.dir[d].grad_input_bias})
       for (Index m = 1; m < Index(sums->size()) / GH; ++m)
