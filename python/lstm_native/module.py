@@ -224,7 +224,8 @@ class Module:
         (default Adam 1e-3), epochs, batch_size, clip_grad_norm, clip_grad_value,
         validation_data=(Xv, yv[, lengths_v]) or validation_split, lengths, callbacks,
         shuffle, verbose (0 silent, 1 progress bar, 2 a line per epoch), seed, scheduler,
-        loss_kwargs (e.g. class weights), resume_from (a checkpoint path)."""
+        loss_kwargs (e.g. class weights), resume_from (a checkpoint path), distributed (True:
+        data-parallel over the MPI ranks when launched by mpiexec/srun; see ln.distributed)."""
         return training.fit(self, X, y, **kwargs)
 
     def evaluate(self, X, y, **kwargs) -> dict:

@@ -29,6 +29,8 @@ A config (TOML or JSON) has four sections; everything but ``data.path`` has a de
     clip_grad_norm = 1.0
     patience = 10              # early stopping on validation loss (0: off)
     seed = 0
+    distributed = true         # under mpiexec/srun with several ranks: one model trained data-parallel
+                               # over them, rank 0 printing and writing the outputs (false: each alone)
 
     [output]
     model = "model.npz"        # relative to the config
@@ -44,7 +46,7 @@ import os
 
 import numpy as np
 
-from . import callbacks, data, optim
+from . import callbacks, data, distributed, optim
 from .layers import LastTimestep, Linear
 from .recurrent import GRU, LSTM
 from .sequential import Sequential
@@ -65,7 +67,7 @@ SCHEMA = {
     "training": {"epochs": (_POS_INT, 30), "batch_size": (_POS_INT, 32),
                  "optimizer": (("adam", "adamw", "sgd", "rmsprop"), "adam"), "lr": (_POS_FLOAT, 1e-3),
                  "clip_grad_norm": (_NONNEG_FLOAT, 1.0), "patience": (_NONNEG_INT, 10), "seed": (_NONNEG_INT, 0),
-                 "verbose": (_NONNEG_INT, 1)},
+                 "verbose": (_NONNEG_INT, 1), "distributed": (bool, True)},
     "output": {"model": (str, "model.npz"), "history": (str, "history.json")},
 }
 
@@ -234,7 +236,10 @@ def _scaler(kind):
 def train_from_config(config_path, say=print) -> dict:
     """Trains the configured forecaster, saves it (with what predict needs to prepare new
     data) and its history; returns the test figures."""
-    cfg = load_config(config_path)
+    with distributed.together():              # under mpiexec: a config error stops every rank alike
+        cfg = load_config(config_path)
+    if distributed.rank() != 0:               # only rank 0 speaks and writes the outputs
+        say = lambda *args, **kwargs: None    # noqa: E731
     d, m, t = cfg["data"], cfg["model"], cfg["training"]
     values, names = read_table(d["path"])
     values, names, target = select_columns(values, names, d, d["path"])
@@ -266,7 +271,7 @@ def train_from_config(config_path, say=print) -> dict:
     history = model.fit(scale_x(Xtr), scale_y(ytr), loss="mse", optimizer=opt, epochs=t["epochs"],
                         batch_size=t["batch_size"], clip_grad_norm=t["clip_grad_norm"] or None,
                         validation_data=(scale_x(Xva), scale_y(yva)), callbacks=cbs, seed=t["seed"],
-                        verbose=t["verbose"])
+                        verbose=t["verbose"], distributed=t["distributed"])
 
     result = {"epochs_run": len(history.epoch)}
     if len(Xte):
@@ -277,11 +282,12 @@ def train_from_config(config_path, say=print) -> dict:
     model.metadata = {"kind": "forecaster", "columns": names, "target": target, "lookback": d["lookback"],
                       "horizon": d["horizon"], "scaler": scaler.state() if scaler else None,
                       "trained_on": os.path.basename(d["path"]), "test": result}
-    for key in ("model", "history"):
-        os.makedirs(os.path.dirname(cfg["output"][key]) or ".", exist_ok=True)
-    model.save(cfg["output"]["model"])
-    with open(cfg["output"]["history"], "w", encoding="utf-8") as f:
-        json.dump(history.to_dict(), f, indent=1)
+    if distributed.rank() == 0:
+        for key in ("model", "history"):
+            os.makedirs(os.path.dirname(cfg["output"][key]) or ".", exist_ok=True)
+        model.save(cfg["output"]["model"])
+        with open(cfg["output"]["history"], "w", encoding="utf-8") as f:
+            json.dump(history.to_dict(), f, indent=1)
     say(f"saved the model to {cfg['output']['model']} and its history to {cfg['output']['history']}")
     result.update(model=cfg["output"]["model"], history=cfg["output"]["history"])
     return result

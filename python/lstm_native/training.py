@@ -6,6 +6,7 @@ any object with the Module interface; it never imports the Module class (module.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -13,6 +14,7 @@ import threading
 
 import numpy as np
 
+from . import distributed as _distributed
 from . import io, losses, ops, optim, seeding
 from ._checks import NonFiniteError, to_numpy
 from ._grad_mode import no_grad
@@ -97,11 +99,15 @@ class Samples:
     def __len__(self):
         return len(self.X)
 
-    def batches(self, batch_size, order):
-        """(xb, yb, lengths or None) for consecutive slices of `order`."""
+    def batches(self, batch_size, order, share=None):
+        """(xb, yb, lengths or None, rows of the global batch) for consecutive slices of
+        `order`; share(idx) picks this rank's rows of each batch when training is distributed."""
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx]
+            rows = len(idx)
+            if share is not None:
+                idx = share(idx)
+            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx], rows
 
 
 def _samples(model, X, y, lengths, validation_data, validation_split):
@@ -152,6 +158,7 @@ class Fit:
         self.callbacks = list(callbacks or ())
         self.params = model.parameters()
         self.interrupt = None   # an InterruptAtBatchEnd while fit runs
+        self.dist = None        # a distributed.DataParallel when training over several MPI ranks
 
     def training_state(self) -> dict:
         return {"epoch": self.epoch, "seed": self.seed, "history": self.history.to_dict()}
@@ -187,13 +194,14 @@ class Fit:
         n = len(samples)
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
         total, correct, counted, seen = 0.0, 0, 0, 0
-        for b, (xb, yb, lb) in enumerate(samples.batches(batch_size, order)):
+        share = None if self.dist is None else self.dist.share
+        for b, (xb, yb, lb, rows) in enumerate(samples.batches(batch_size, order, share)):
             try:
                 value, hits = self.train_step(xb, yb, lb)
             except NonFiniteError as exc:
                 raise NonFiniteLossError(f"{exc} at epoch {epoch + 1}, batch {b + 1}: lower the learning rate, "
                                          "clip gradients or check the data") from exc
-            total, seen = total + value * len(xb), seen + len(xb)
+            total, seen = total + value * rows, seen + rows
             if hits is not None:
                 correct, counted = correct + hits[0], counted + hits[1]
             for cb in self.callbacks:
@@ -210,17 +218,31 @@ class Fit:
 
     def train_step(self, xb, yb, lb):
         """Forward, loss, backward, clipping, optimizer step; returns (loss, accuracy counts or None)."""
+        if self.dist is None:
+            value, hits, _ = self.forward_backward(xb, yb, lb)
+        else:
+            value, hits = self.dist.step(xb, yb, lb)     # this rank's share; the global batch's gradients
+        self.clip_gradients()
+        self.optimizer.step()
+        return value, hits
+
+    def forward_backward(self, xb, yb, lb, weight_of=None):
+        """Forward, loss and backward of one batch: (loss, accuracy counts or None, weight).
+        weight_of(out, yb, mask), when given (distributed), is this batch's weight in the global
+        mean; the loss gradient is multiplied by it."""
         out = self.model.seq_forward(xb, lb)
         mask = _mask_for(out, lb)
         value, grad = self.loss_fn(out, yb, mask=mask, **self.loss_kwargs)
         if not math.isfinite(value) or not np.isfinite(grad).all():
             raise NonFiniteError(f"the loss became {value}" if not math.isfinite(value)
                                  else "the loss gradient overflowed")
+        weight = 1.0
+        if weight_of is not None:
+            weight = weight_of(out, yb, mask)
+            grad = grad * grad.dtype.type(weight)
         self.model.zero_grad()
         self.model.seq_backward(grad, need_input_grad=False)
-        self.clip_gradients()
-        self.optimizer.step()
-        return value, losses.accuracy(out, yb, self.loss_fn, mask)
+        return value, losses.accuracy(out, yb, self.loss_fn, mask), weight
 
     def clip_gradients(self) -> None:
         if self.clip_norm is not None:
@@ -233,8 +255,13 @@ class Fit:
     def validate(self, validation_data, batch_size) -> dict:
         X, y = validation_data[:2]
         lengths = validation_data[2] if len(validation_data) == 3 else None
-        val = evaluate(self.model, X, y, loss=self.loss_fn, batch_size=max(batch_size, 256), lengths=lengths,
-                       loss_kwargs=self.loss_kwargs)
+        batch_size = max(batch_size, 256)
+
+        def mean(rows=slice(None)):
+            return evaluate(self.model, X[rows], y[rows], loss=self.loss_fn, batch_size=batch_size,
+                            lengths=None if lengths is None else lengths[rows], loss_kwargs=self.loss_kwargs)
+        # distributed: each rank takes a block of the batches and the means are combined
+        val = mean() if self.dist is None else self.dist.mean_over_ranks(mean, len(X), batch_size)
         return {"val_" + k: v for k, v in val.items()}
 
     def end_epoch(self, epoch, logs, bar) -> None:
@@ -254,10 +281,18 @@ class Fit:
             cb.on_train_end({})
 
     def interrupted(self) -> bool:
+        if self.dist is not None:
+            return self.dist.interrupted     # as all ranks agreed at the last reduction
         return self.interrupt is not None and self.interrupt.requested
+
+    def together(self):
+        """A block every rank leaves the same way (errors, stop, Ctrl-C agreed); plain in one process."""
+        return contextlib.nullcontext() if self.dist is None else self.dist.together()
 
     def say_interrupted(self, where: str) -> None:
         self.history.interrupted = True
+        if self.dist is not None and self.dist.rank != 0:
+            return
         print(f"fit: interrupted (Ctrl-C) {where}; the model holds the weights of that point, the last "
               f"checkpoint those after epoch {self.epoch}", file=sys.stderr, flush=True)
 
@@ -265,7 +300,7 @@ class Fit:
 def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: int = 32,
         clip_grad_norm=None, clip_grad_value=None, validation_data=None, validation_split: float = 0.0,
         lengths=None, callbacks=(), shuffle: bool = True, verbose: int = 1, seed=None, scheduler=None,
-        loss_kwargs=None, resume_from=None) -> History:
+        loss_kwargs=None, resume_from=None, distributed: bool = False) -> History:
     """Trains model on (X, y); see Module.fit."""
     _check_trainable(model)
     _check_batch_first(model)
@@ -276,11 +311,20 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
     samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
     run = Fit(model, _optimizer_for(model, optimizer), scheduler, loss, loss_kwargs, seed, epochs, callbacks,
               clip_grad_norm, clip_grad_value)
-    if resume_from is not None:
-        run.resume(resume_from)
+    if distributed and _distributed.is_launched():   # data-parallel over the MPI ranks
+        run.dist = _distributed.DataParallel(run)
+        run.callbacks = run.dist.callbacks_here(run.callbacks)
+        verbose = verbose if run.dist.rank == 0 else 0
     progress = _progress_factory(verbose)
-    with InterruptAtBatchEnd() as run.interrupt:
-        run.begin()
+    with InterruptAtBatchEnd() as run.interrupt, \
+            (contextlib.nullcontext() if run.dist is None else run.dist.guard()):
+        if resume_from is not None:
+            with run.together():
+                run.resume(resume_from)
+        if run.dist is not None:
+            run.dist.start()
+        with run.together():
+            run.begin()
         for epoch in range(run.epoch, epochs):
             bar = progress(math.ceil(len(samples) / batch_size), f"Epoch {epoch + 1}/{epochs}")
             logs = run.train_epoch(epoch, samples, batch_size, shuffle, bar)
@@ -288,13 +332,15 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
                 break
             if validation_data is not None:
                 logs.update(run.validate(validation_data, batch_size))
-            run.end_epoch(epoch, logs, bar)
+            with run.together():
+                run.end_epoch(epoch, logs, bar)
             if run.interrupted():
                 run.say_interrupted(f"at the end of epoch {epoch + 1}")
                 break
             if model.stop_training:
                 break
-        run.end()
+        with run.together():
+            run.end()
     return run.history
 
 
