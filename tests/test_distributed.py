@@ -83,7 +83,7 @@ def assert_matches(ref, got, ranks):
         err = relative_error(value, got[key])
         assert err <= TOLERANCE, f"{key} on {ranks} ranks: relative error {err:.2e}"
         checked.add(key.split("/")[0])
-    assert checked == set(mpi_worker.CASES) | {"resumed"}
+    assert checked == set(mpi_worker.CASES) | {"resumed", "hand"}
 
 
 # -- one process: nothing changes, mpi4py never imported -----------------------------------------

@@ -291,6 +291,8 @@ class DataParallel:
             for b in buffers:
                 self.comm.Bcast(b, root=0)
         run.seed, run.optimizer.steps = self.comm.bcast((run.seed, run.optimizer.steps), root=0)
+        if self.rank > 0:
+            _own_random_streams(run.model, self.rank)
 
     def callbacks_here(self, callbacks):
         """Callbacks that write files or print (``rank_zero_only = True``) run on rank 0 only."""
@@ -408,3 +410,13 @@ def _share_cores() -> None:
             if core.get_num_threads() >= cores:          # still the default: nobody chose a count
                 core.set_num_threads(max(1, cores // int(value)))
             return
+
+
+def _own_random_streams(model, rank) -> None:
+    """Gives every random generator of the model's modules (dropout masks) a stream of this
+    rank's own, so that ranks do not draw the same masks for their different rows."""
+    for _, module in model.named_modules():
+        for name, value in list(vars(module).items()):
+            if isinstance(value, np.random.Generator):
+                object.__setattr__(module, name, np.random.default_rng([int(value.integers(2**63)), rank]))
+
