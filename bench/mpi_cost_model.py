@@ -94,11 +94,12 @@ def _check_two_ranks(m, sid):
     import statistics
     B = SHAPES[sid][1]
     measured = statistics.median(m["steps"]["2 ranks x 1 thread"][sid])
+    best = min(m["steps"]["2 ranks x 1 thread"][sid])
     half = m["compute"][sid].get(str(B // 2))
     if half is None:
         return f"{sid} measured {measured * 1e3:.1f} ms"
     predicted = half + m["allreduce"][sid]["seconds"]
-    return f"{sid} predicted {predicted * 1e3:.1f} ms, measured {measured * 1e3:.1f} ms"
+    return f"{sid} predicted {predicted * 1e3:.1f} ms, measured {measured * 1e3:.1f} ms (best step {best * 1e3:.1f})"
 
 
 def main(argv=None):

@@ -48,8 +48,8 @@ def gradient_floats(sid) -> int:
 
 
 def time_steps(sid, batch=None, warmup=None, steps=None):
-    """Seconds per training step of fit (median of the timed steps); distributed over the
-    ranks this process was launched with."""
+    """Seconds of each timed training step of fit; distributed over the ranks this process
+    was launched with."""
     import lstm_native as ln
     cell, B, T, I, H, L, bi, _ = shape(sid)
     B = batch or B
@@ -68,8 +68,7 @@ def time_steps(sid, batch=None, warmup=None, steps=None):
     start = time.perf_counter()
     model.fit(X, y, epochs=1, batch_size=B, optimizer=ln.optim.Adam(model.parameters(), lr=1e-3),
               clip_grad_norm=1.0, shuffle=False, verbose=0, callbacks=[Clock()], distributed=True)
-    times = np.diff([start] + stamps)[w:]
-    return float(np.median(times))
+    return [float(t) for t in np.diff([start] + stamps)[w:]]
 
 
 def time_allreduce(floats, repeats=20) -> float:
@@ -101,7 +100,7 @@ def worker(args):
         out["compute"] = {}
         for sid in ("S3", "S4", "S5"):
             B = shape(sid)[1]
-            out["compute"][sid] = {str(b): time_steps(sid, batch=b, warmup=1, steps=3 if b == B else 5)
+            out["compute"][sid] = {str(b): float(np.median(time_steps(sid, batch=b, warmup=1, steps=3 if b == B else 5)))
                                    for b in sorted({B, B // 2, max(1, B // 8), max(1, B // 16), max(1, B // 64)})}
     if ln.distributed.rank() == 0:
         print("RESULT " + json.dumps(out), flush=True)
@@ -138,9 +137,9 @@ def main(argv=None):
         for name, (ranks, threads) in configs.items():
             got = launch(ranks, threads, args.shapes)
             for sid, t in got["step"].items():
-                steps[name][sid].append(t)
-            print(f"round {r + 1}: {name}: " + ", ".join(f"{s} {t * 1e3:.1f} ms" for s, t in got["step"].items()),
-                  flush=True)
+                steps[name][sid] += t
+            print(f"round {r + 1}: {name}: " + ", ".join(f"{s} {statistics.median(t) * 1e3:.1f} ms"
+                                                         for s, t in got["step"].items()), flush=True)
     extra = launch(2, 1, "S3", ["--allreduce"])
     compute = launch(1, 1, "S3", ["--compute"])
     result = {"machine": os.uname().nodename, "cores": os.cpu_count(), "load_average": os.getloadavg(),
@@ -148,12 +147,14 @@ def main(argv=None):
     with open(args.json, "w") as f:
         json.dump(result, f, indent=1)
 
-    print("\n| shape | 1 process x 1 thread ms | 2 ranks x 1 thread ms | speed-up | 1 process x 2 threads ms | speed-up |")
+    print("\nMedians over all timed steps of all rounds (best step in brackets: the machine's quietest moments):\n")
+    print("| shape | 1 process x 1 thread ms | 2 ranks x 1 thread ms | speed-up | 1 process x 2 threads ms | speed-up |")
     print("|---|---|---|---|---|---|")
     for sid in args.shapes.split(","):
         one, two, threads = (statistics.median(steps[n][sid]) for n in configs)
-        print(f"| {sid} | {one * 1e3:.1f} | {two * 1e3:.1f} | **{one / two:.2f}x** | {threads * 1e3:.1f} | "
-              f"{one / threads:.2f}x |")
+        b1, b2, bt = (min(steps[n][sid]) for n in configs)
+        print(f"| {sid} | {one * 1e3:.1f} ({b1 * 1e3:.1f}) | {two * 1e3:.1f} ({b2 * 1e3:.1f}) | **{one / two:.2f}x** "
+              f"({b1 / b2:.2f}x) | {threads * 1e3:.1f} ({bt * 1e3:.1f}) | {one / threads:.2f}x ({b1 / bt:.2f}x) |")
     print(f"\nAllreduce at 2 ranks (median): " + ", ".join(
         f"{k} {v['floats'] * 4 / 1e6:.2f} MB {v['seconds'] * 1e3:.2f} ms" for k, v in result["allreduce"].items()))
     print(f"load average during the run: {os.getloadavg()}; results in {args.json}")

@@ -5,7 +5,8 @@
                                     epoch of the checkpoint case from that file); rank 0 writes
                                     every parameter and history to OUT.npz
     checkpoint PATH [FOLDER]        the first epoch of the lstm case, checkpointed to PATH
-    fault KIND                      a failure on rank 1 only: bad-data, nan-loss, raise, callback
+    fault KIND                      a failure on rank 1 only: bad-data, nan-loss, raise, callback,
+                                    other-data
 """
 from __future__ import annotations
 
@@ -148,6 +149,8 @@ def fault(kind):
             if r == 1 and len(calls) == 3:
                 raise KeyError("rank 1's loss failed")
             return ln.losses.mse(out, target, mask)
+    elif kind == "other-data":     # each rank passes its own slice: the ranks must see the same X
+        X, y = X[:50 + 10 * r], y[:50 + 10 * r]
     elif kind == "callback":       # an error where the ranks cannot agree: one rank's callback
         class Fails(ln.callbacks.Callback):
             def on_batch_end(self, batch, logs=None):

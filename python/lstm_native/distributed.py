@@ -283,9 +283,22 @@ class DataParallel:
         _share_cores()
 
     # setup
-    def start(self) -> None:
-        """Rank 0's parameters, optimizer state and seed on every rank."""
+    def start(self, **settings) -> None:
+        """Checks that every rank runs the same fit (the same number of samples, batch size...:
+        each rank takes its own rows of the same data), then puts rank 0's parameters,
+        optimizer state and seed on every rank."""
         run = self.run
+        settings["parameters"] = [p.data.shape for p in run.model.parameters()]
+        settings["epoch"] = run.epoch
+        everyone = self.comm.allgather(settings)
+        for r, theirs in enumerate(everyone):
+            for key, value in theirs.items():
+                if value != everyone[0][key]:
+                    exc = ValueError(f"distributed fit needs the same data, model and settings on every rank "
+                                     f"(each rank takes its own rows of every batch): {key} is {everyone[0][key]} "
+                                     f"on rank 0 but {value} on rank {r}")
+                    _tag(exc, agreed=True, quiet=self.rank != 0)
+                    raise exc
         broadcast_parameters(run.model)
         for buffers in getattr(run.optimizer, "state", {}).values():
             for b in buffers:

@@ -322,7 +322,8 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
             with run.together():
                 run.resume(resume_from)
         if run.dist is not None:
-            run.dist.start()
+            run.dist.start(samples=len(samples), batch_size=batch_size, epochs=epochs, shuffle=shuffle,
+                           validation=None if validation_data is None else len(validation_data[0]))
         with run.together():
             run.begin()
         for epoch in range(run.epoch, epochs):
