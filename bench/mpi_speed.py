@@ -96,12 +96,15 @@ def worker(args):
         out["allreduce"] = {sid: {"floats": gradient_floats(sid), "seconds": time_allreduce(gradient_floats(sid) + 16)}
                             for sid in ("S3", "S4", "S5")}
         out["allreduce"]["latency"] = {"floats": 8, "seconds": time_allreduce(8, 200)}
-    if args.compute:                 # one process: a rank's compute at the per-rank batches of p ranks
-        out["compute"] = {}
-        for sid in ("S3", "S4", "S5"):
-            B = shape(sid)[1]
-            out["compute"][sid] = {str(b): float(np.median(time_steps(sid, batch=b, warmup=1, steps=3 if b == B else 5)))
-                                   for b in sorted({B, B // 2, max(1, B // 8), max(1, B // 16), max(1, B // 64)})}
+    if args.compute:                 # one process: a rank's compute at the per-rank batches of p ranks,
+        times = {}                   # the batch sizes interleaved over 3 rounds
+        for _ in range(3):
+            for sid in ("S3", "S4", "S5"):
+                B = shape(sid)[1]
+                for b in sorted({B, B // 2, max(1, B // 8), max(1, B // 16), max(1, B // 64)}):
+                    times.setdefault(sid, {}).setdefault(str(b), []).extend(
+                        time_steps(sid, batch=b, warmup=1, steps=2 if b >= B // 2 else 4))
+        out["compute"] = {sid: {b: float(np.median(t)) for b, t in bs.items()} for sid, bs in times.items()}
     if ln.distributed.rank() == 0:
         print("RESULT " + json.dumps(out), flush=True)
 
@@ -123,6 +126,8 @@ def main(argv=None):
     p.add_argument("--shapes", default="S3,S5")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", default=str(ROOT / "bench" / "mpi_measured.json"))
+    p.add_argument("--model-inputs-only", action="store_true",
+                   help="keep the step times of --json, measure the cost model's inputs again")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--allreduce", action="store_true", help=argparse.SUPPRESS)
@@ -133,6 +138,9 @@ def main(argv=None):
 
     configs = {"1 process x 1 thread": (1, 1), "2 ranks x 1 thread": (2, 1), "1 process x 2 threads": (1, 2)}
     steps = {name: {sid: [] for sid in args.shapes.split(",")} for name in configs}
+    if args.model_inputs_only:
+        with open(args.json) as f:
+            steps, args.rounds = json.load(f)["steps"], 0
     for r in range(args.rounds):
         for name, (ranks, threads) in configs.items():
             got = launch(ranks, threads, args.shapes)

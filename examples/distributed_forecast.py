@@ -22,8 +22,8 @@ processes on its 2 cores during the runs):
     full (96 sensors x 60 days, early stopping after 20 of 30 epochs): MSE 14.5x below naive;
         1 process 124 s, 2 ranks 129 s, the same test MSE to 7 digits
 The ranks agree after every step, so on a machine whose cores are busy with other work
-each waits for the other to be scheduled: this small model gained nothing there. The speed
-figures on dedicated cores are in bench/RESULTS.md (data-parallel section).
+each waits for the other to be scheduled: this small model gained nothing there. The larger
+shapes of bench/RESULTS.md (data-parallel section) gained 1.4-1.8x on the same busy machine.
 """
 from __future__ import annotations
 
