@@ -46,7 +46,8 @@ def tables(m):
     ar = m["allreduce"]
     lines.append("Inputs measured on this machine (1 thread per rank; medians): compute of a training step "
                  "at the per-rank batch, Allreduce at 2 ranks (shared memory) for the real gradient sizes.\n")
-    lines.append("| shape | gradient MB | compute at B ms | at B/2 | at B/8 | at B/16 | at B/64 | Allreduce 2 ranks ms |")
+    lines.append("| shape | gradient MB | compute at B ms | at B/2 | at B/8 | at B/16 | at B/64 "
+                 "| Allreduce 2 ranks ms |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for sid in ("S3", "S4", "S5"):
         B = SHAPES[sid][1]

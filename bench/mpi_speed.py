@@ -156,7 +156,8 @@ def main(argv=None):
         json.dump(result, f, indent=1)
 
     print("\nMedians over all timed steps of all rounds (best step in brackets: the machine's quietest moments):\n")
-    print("| shape | 1 process x 1 thread ms | 2 ranks x 1 thread ms | speed-up | 1 process x 2 threads ms | speed-up |")
+    print("| shape | 1 process x 1 thread ms | 2 ranks x 1 thread ms | speed-up | 1 process x 2 threads ms "
+          "| speed-up |")
     print("|---|---|---|---|---|---|")
     for sid in args.shapes.split(","):
         one, two, threads = (statistics.median(steps[n][sid]) for n in configs)

@@ -311,7 +311,7 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
     samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
     run = Fit(model, _optimizer_for(model, optimizer), scheduler, loss, loss_kwargs, seed, epochs, callbacks,
               clip_grad_norm, clip_grad_value)
-    if distributed and _distributed.is_launched():   # data-parallel over the MPI ranks
+    if distributed and _distributed.size() > 1:      # data-parallel over the MPI ranks
         run.dist = _distributed.DataParallel(run)
         run.callbacks = run.dist.callbacks_here(run.callbacks)
         verbose = verbose if run.dist.rank == 0 else 0
