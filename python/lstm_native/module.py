@@ -227,7 +227,8 @@ class Module:
         shuffle, verbose (0 silent, 1 progress bar, 2 a line per epoch), seed, scheduler,
         loss_kwargs (e.g. class weights), resume_from (a checkpoint path), metrics (names such as
         "mae", "rmse", "accuracy" or functions; see ln.metrics), stateful=True with tbptt_steps=k
-        (long series in k-step chunks, state carried, gradients cut; see ln.tbptt)."""
+        (long series in k-step chunks, state carried, gradients cut; see ln.tbptt), distributed
+        (True: data-parallel over the MPI ranks when launched by mpiexec/srun; see ln.distributed)."""
         return training.fit(self, X, y, **kwargs)
 
     def reset_states(self) -> None:
