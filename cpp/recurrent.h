@@ -60,6 +60,8 @@ struct LayerShape {
 template <class T>
 struct ForwardArgs {
   LayerShape shape;
+  std::int64_t weights_version = -1;   // changes whenever any weight may have changed; >= 0 lets the
+                                       // workspace keep what it prepares from them (-1: prepare anew)
   const T* x = nullptr;                // sequence layout, I features
   const std::int64_t* lengths = nullptr;  // B lengths in [0, T], or null: all T
   DirectionWeights<T> weights[2];
@@ -82,6 +84,22 @@ struct BackwardArgs {
   T* dx = nullptr;           // like x, or null: the input gradient is not needed
   T* dh0 = nullptr;          // D x B x H
   T* dc0 = nullptr;          // D x B x H, cells with a cell state
+};
+
+// What a forward prepared from the weights (interleaved copies, folded biases, packed
+// matrices): kept for the next forward while the weights' version, the shapes and the team's
+// plan are the same. A backward repacks the shared matrices for its own products, and so
+// clears it.
+struct PreparedWeights {
+  std::int64_t version = -1;
+  Index input = -1, hidden = -1;
+  int directions = 0, gates = 0;
+  bool fused = false;
+  StepPlan plan;
+  bool fits(std::int64_t v, Index i, Index h, int d, int g, bool f, const StepPlan& p) const {
+    return v >= 0 && version == v && input == i && hidden == h && directions == d && gates == g && fused == f &&
+           plan == p;
+  }
 };
 
 // What a forward keeps for its backward, and the scratch both reuse between calls.
@@ -109,6 +127,7 @@ struct RecurrentWorkspace {
   Direction dir[2];
   std::vector<T> packed;       // rows x I: input gradients
   std::vector<PackedMatrix<T>> step_weights;  // W_hh packed once per call: per direction, or per member's slice
+  PreparedWeights prepared;    // whether the weights' preparation above can serve the next forward
   bool ready_for_backward = false;
   std::mutex busy;             // one call at a time per workspace
 };
@@ -181,6 +200,13 @@ void reserve_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, int d
     }
 }
 
+// The step weights a previous forward packed for the same plan (see pack_step_weights).
+template <class T>
+const PackedMatrix<T>* prepared_step_weights(const RecurrentWorkspace<T>& ws, const StepPlan& plan,
+                                             const StepShare& my, int slot) {
+  return plan.split_batch ? &ws.step_weights[my.direction] : &ws.step_weights[slot];
+}
+
 template <class T>
 const PackedMatrix<T>& pack_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, const GateLayout& layout,
                                          const StepShare& my, int slot, bool forward, bool fused = false) {
@@ -222,16 +248,35 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   const Schedule& sc = ws.schedule;
   const Index N = sc.rows(), HX = H + I;
   const bool fused = detail::fuse_input<Cell>(I, H);
+  const StepPlan plan = StepPlan::make(D, B, H, GH, blocks);
+  // The same weights as last time (same version, shapes and team): nothing to prepare.
+  const bool prepared = ws.prepared.fits(a.weights_version, I, H, D, Cell::kGates, fused, plan);
+  ws.prepared.version = -1;   // valid again only once this forward has prepared everything
 
   // 1. Every direction's input projection, one GEMM each, plus the folded biases.
   const T* recurrent_bias[2] = {nullptr, nullptr};
   for (int d = 0; d < D; ++d) {
     auto& W = ws.dir[d];
     const DirectionWeights<T>& w = a.weights[d];
-    W.w_ih.resize(GH * I);
-    W.w_hh.resize(GH * H);
-    layout.interleave_rows(w.w_ih, I, W.w_ih.data());
-    layout.interleave_rows(w.w_hh, H, W.w_hh.data());
+    if (!prepared) {
+      W.w_ih.resize(GH * I);
+      W.w_hh.resize(GH * H);
+      layout.interleave_rows(w.w_ih, I, W.w_ih.data());
+      layout.interleave_rows(w.w_hh, H, W.w_hh.data());
+      std::vector<T> natural_bias(GH);
+      W.bias.resize(GH);
+      Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
+      layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
+      if (fused) {
+        W.w_hx.resize(GH * HX);
+        for (Index r = 0; r < GH; ++r) {
+          std::copy_n(W.w_hh.data() + r * H, H, W.w_hx.data() + r * HX);
+          std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + H);
+        }
+      } else {
+        W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+      }
+    }
     recurrent_bias[d] = Cell::recurrent_bias(w.b_hh, H);
     W.gates.resize(N * GH);
     W.hx.resize(N * HX);
@@ -240,22 +285,10 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     W.h_final.resize(B * H);
     W.c_final.resize(Cell::kCellState ? B * H : 0);
 
-    std::vector<T> natural_bias(GH);
-    W.bias.resize(GH);
-    Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
-    layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
     detail::gather_rows(a.x, shape, sc, d, I, W.hx.data() + H, HX);
-    if (fused) {
-      W.w_hx.resize(GH * HX);
-      for (Index r = 0; r < GH; ++r) {
-        std::copy_n(W.w_hh.data() + r * H, H, W.w_hx.data() + r * HX);
-        std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + H);
-      }
-    } else {
-      W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+    if (!fused)
       W.input_weights.multiply_parallel(N, false, W.hx.data() + H, HX, T(1), T(0), W.gates.data(), GH,
                                         W.bias.data());
-    }
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
@@ -276,15 +309,15 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
 
   // 2. The step loop (step_loop.h says how the team divides it). W_hh^T is packed once:
   // shared per direction when members split the batch, else each member its columns.
-  const StepPlan plan = StepPlan::make(D, B, H, GH, blocks);
-  detail::reserve_step_weights(ws, plan, D, true, fused);
+  if (!prepared) detail::reserve_step_weights(ws, plan, D, true, fused);
   run_team(plan.threads, [&](int id, int size) {
     StepShare shares[2];
     const PackedMatrix<T>* step_w[2];  // packed W_hh^T, or [W_hh | W_ih]^T when fused
     const int n_shares = step_shares(plan, id, D, blocks, shares);
     for (int i = 0; i < n_shares; ++i)
-      step_w[i] = &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true, fused);
-    if (plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
+      step_w[i] = prepared ? detail::prepared_step_weights(ws, plan, shares[i], 2 * id + i)
+                           : &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true, fused);
+    if (!prepared && plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
     for (Index s = 0; s < sc.steps; ++s) {
       const Index rows = sc.batch[s], rows_next = sc.batch[s + 1];
       for (int i = 0; i < n_shares; ++i) {
@@ -332,6 +365,7 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
       std::copy_n(ws.dir[d].h_final.data() + k * H, H, a.h_n + (d * B + user) * H);
       if (Cell::kCellState) std::copy_n(ws.dir[d].c_final.data() + k * H, H, a.c_n + (d * B + user) * H);
     }
+  ws.prepared = {a.weights_version, I, H, D, Cell::kGates, fused, plan};
   ws.ready_for_backward = keep_for_backward;
 }
 
@@ -341,6 +375,7 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   require(ws.ready_for_backward, "backward needs a forward first (each forward's results serve one backward)");
   require(ws.cell_gates == Cell::kGates, std::string("this workspace holds another cell's forward, not ") + Cell::kName);
   ws.ready_for_backward = false;
+  ws.prepared.version = -1;   // the packed matrices below are the backward's own
   const LayerShape& shape = ws.shape;
   const Schedule& sc = ws.schedule;
   const Index B = shape.sequence.batch, I = shape.input, H = shape.hidden, N = sc.rows(), HX = H + I;

@@ -76,15 +76,29 @@ class RecurrentBase(Module):
     def _suffixes(self, layer: int):
         return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
 
-    def _layer_params(self, layer: int, attr: str):
-        """Per direction, the (w_ih, w_hh, b_ih, b_hh) arrays of Parameter attribute `attr`."""
+    def _layer_parameters(self, layer: int):
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh) Parameters (None for absent biases)."""
         cached = self.__dict__.get("_parameter_objects")   # the Parameters by layer, kept until any module changes
         if cached is None or cached[0] != module_structure_version():
             cached = (module_structure_version(),
                       [[tuple(getattr(self, name + suffix, None) for name in _WEIGHT_NAMES)
                         for suffix in self._suffixes(k)] for k in range(self.num_layers)])
             self._parameter_objects = cached
-        return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in cached[1][layer]]
+        return cached[1][layer]
+
+    def _layer_params(self, layer: int, attr: str):
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh) arrays of Parameter attribute `attr`."""
+        return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in self._layer_parameters(layer)]
+
+    def _layer_forward(self, layer, layer_input, lengths, h0, c0, keep):
+        """One layer of the stack through the core, which keeps what it prepares from the
+        weights (packed matrices) for the next call while their version stays the same and no
+        reference to them is held outside their Parameters (parameter.py)."""
+        params = [p for ps in self._layer_parameters(layer) for p in ps if p is not None]
+        version = -1 if any(p.shared() for p in params) else max(p.version for p in params)
+        return core.recurrent_forward(self.cell, layer_input, self.batch_first, lengths,
+                                      self._layer_params(layer, "array"), h0, c0, self._workspaces[layer], keep,
+                                      version)
 
     def _state(self, value, name: str, batch: int):
         if value is None:
@@ -109,9 +123,8 @@ class RecurrentBase(Module):
         layer_input = x
         for layer in range(self.num_layers):
             sl = slice(layer * D, (layer + 1) * D)
-            out, h, c = core.recurrent_forward(
-                self.cell, layer_input, self.batch_first, lengths, self._layer_params(layer, "data"),
-                None if h0 is None else h0[sl], None if c0 is None else c0[sl], self._workspaces[layer], keep)
+            out, h, c = self._layer_forward(layer, layer_input, lengths, None if h0 is None else h0[sl],
+                                            None if c0 is None else c0[sl], keep)
             h_n[sl] = h
             if c_n is not None:
                 c_n[sl] = c
@@ -211,7 +224,7 @@ class RecurrentBase(Module):
         """One step through the stack; the core updates h and c (num_layers, batch, hidden) in place."""
         params = self.__dict__    # parameters are plain attributes (Module.__setattr__); direct reads save ~2 us a step
         for layer in range(self.num_layers):
-            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.data for name in _WEIGHT_NAMES)
+            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.array for name in _WEIGHT_NAMES)
             core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], weights,
                                 h[layer], None if c is None else c[layer])
 
