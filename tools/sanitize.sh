@@ -37,7 +37,7 @@ echo "sanitize: built in $((SECONDS - start)) s"
 # reports go to stderr, which pytest leaves alone (--capture=sys), and are found in the log.
 cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 export LD_PRELOAD="$("$cxx" -print-file-name=libasan.so) $("$cxx" -print-file-name=libstdc++.so)"
-export ASAN_OPTIONS="detect_leaks=0:log_path=$PWD/$logs/asan"
+export ASAN_OPTIONS="detect_leaks=0:detect_stack_use_after_return=1:strict_init_order=1:log_path=$PWD/$logs/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$PWD/$build/pkg"
 
