@@ -47,7 +47,8 @@ struct LstmCell {
     for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       using A = typename std::decay_t<decltype(at)>::Array;
       auto i = at.gate(s.gates, 0), f = at.gate(s.gates, 1), g = at.gate(s.gates, 2), o = at.gate(s.gates, 3);
-      const auto c_prev = at.row(s.aux), c = at.row(s.aux_next);
+      const auto c_prev = at.row(s.aux);  // two declarations: a const and a mutable Map
+      const auto c = at.row(s.aux_next);
       auto dh = at.row(s.dh), dc = at.row(s.dc);
       const A tanh_c = c.tanh();
       const A dc_total = dc + dh * o * (T(1) - tanh_c * tanh_c);
