@@ -96,3 +96,22 @@ def test_without_determinism_the_thread_count_moves_the_last_bits():
     assert any(not np.array_equal(w4[name], w1[name]) for name in w1)    # the switch does something
     for name in w1:    # six Adam steps at lr 1e-2 amplify the bias sums' last bits, not more
         np.testing.assert_allclose(w4[name], w1[name], rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("cell", [ln.LSTM, ln.GRU])
+def test_a_sequence_gives_the_same_bits_alone_and_in_a_batch(cell):
+    """One row through the few-row product and through the tiles of a batch: each element sums
+    its depth in the same order either way."""
+    layer = cell(5, 40, num_layers=2, batch_first=True, seed=0)
+    rng = np.random.default_rng(1)
+    batch = rng.standard_normal((11, 9, 5)).astype(np.float32)
+    threads = ln.get_num_threads()
+    ln.set_num_threads(1)
+    try:
+        with ln.no_grad():
+            together = layer(batch)[0]
+            for b in (0, 4, 10):
+                alone = layer(batch[b:b + 1])[0]
+                np.testing.assert_array_equal(alone[0], together[b])
+    finally:
+        ln.set_num_threads(threads)
