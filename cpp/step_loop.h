@@ -42,7 +42,11 @@ struct StepPlan {
   static StepPlan make(int directions, Index batch, Index hidden, Index gate_columns, Index blocks) {
     StepPlan plan;
     const int pool = get_num_threads();
-    if (pool < directions) return plan;  // one thread runs both directions
+    const double flops = 2.0 * batch * hidden * gate_columns;  // per direction and step
+    // One thread runs both directions when there are fewer threads, or when a step is so small
+    // that waking a second thread every call costs more than it saves (a lone sequence's
+    // bidirectional layer on a busy machine waited milliseconds for its second thread).
+    if (pool < directions || threads_for(directions * flops, 1e6) < directions) return plan;
     const int per = pool / directions;
     const StepSplit forced = step_split_override();
     const int by_rows = static_cast<int>(std::min<Index>(per, forced == StepSplit::kBatch ? batch : batch / kMinRows));
@@ -50,7 +54,6 @@ struct StepPlan {
       plan.split_batch = true;
       plan.per_direction = by_rows;
     } else {
-      const double flops = 2.0 * batch * hidden * gate_columns;  // per direction and step
       plan.per_direction = static_cast<int>(std::max<Index>(1, std::min<Index>({per, threads_for(flops, 1e6), blocks})));
     }
     plan.threads = directions * plan.per_direction;
