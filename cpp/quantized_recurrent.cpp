@@ -17,7 +17,7 @@ namespace {
 // kernels below then run on that thread alone), or by the caller for all rows, when the
 // kernels split each step's work over the team themselves.
 //
-// The float layers' cells do the gate math, in PyTorch's gate order (GateLayout::natural),
+// The float layers' cells do the gate math, in PyTorch's gate order (NaturalGateLayout),
 // the order of the int8 W_hh's rows. The product h W_hh^T + b_hh lands in the gate buffer for
 // a cell that takes it into its gates (LSTM: gx is then added), else in a buffer of its own
 // (GRU: the gates are then a copy of gx). gx is added or copied row by row just before the
@@ -26,7 +26,7 @@ namespace {
 template <class Cell>
 void step_rows(const QuantizedRecurrentArgs& a, Index b0, Index b1) {
   const Index rows = b1 - b0, H = a.hidden, kp = qgemm::padded_depth(H);
-  const GateLayout layout{H, Cell::kGates, /*natural=*/true};
+  const NaturalGateLayout layout{H, Cell::kGates};
   const Index GH = layout.columns();
   if (rows <= 0) return;
   std::vector<uint8_t> h_q(static_cast<size_t>(rows * kp)), active(static_cast<size_t>(rows));

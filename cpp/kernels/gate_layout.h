@@ -7,10 +7,10 @@
 // so it computes its share of h W_hh^T with one GEMM and applies the gate math without
 // waiting for any other thread. The last block may be narrower than 16.
 //
-// The int8 layers (quantized_recurrent.cpp) run the same cells on PyTorch's order as it is:
-// their products come out of weights quantised row by row in that order. A block's gates
-// are then H columns apart instead of side by side; only the cells' gate math
-// (for_each_unit_block) reads that order, every other function here is for the interleaved one.
+// The int8 layers (quantized_recurrent.cpp) run the same cells' forward on PyTorch's order
+// as it is (NaturalGateLayout): their products come out of weights quantised row by row in
+// that order. A block's gates are then H columns apart instead of side by side. Which order
+// is a type, not a flag, so that the float layers' gate math keeps its constant offsets.
 #pragma once
 
 #include "../common.h"
@@ -19,21 +19,25 @@
 
 namespace lstm_native {
 
-struct GateLayout {
+// H hidden units in blocks of 16 (the last may be narrower), G gates each.
+struct UnitBlocks {
   static constexpr Index kBlock = 16;
-  Index hidden;         // H
-  int gates;            // G
-  bool natural = false; // PyTorch's order (G stacked runs of H columns) instead of interleaved
+  Index hidden;  // H
+  int gates;     // G
 
   Index blocks() const { return (hidden + kBlock - 1) / kBlock; }
   Index first_unit(Index block) const { return block * kBlock; }
   Index width(Index block) const { return std::min(kBlock, hidden - block * kBlock); }
+  Index columns() const { return gates * hidden; }
+};
+
+struct GateLayout : UnitBlocks {
   // First interleaved column of a block; blocks before it are all full width.
   Index column(Index block) const { return gates * kBlock * block; }
-  Index columns() const { return gates * hidden; }
-  // Where a block's gate 0 starts in a row of G*H columns, and how far apart its gates are.
-  Index gate_column(Index block) const { return natural ? first_unit(block) : column(block); }
-  Index gate_step(Index block) const { return natural ? hidden : width(block); }
+  // Where a block's gate 0 starts in a row of G*H columns, and how far apart its gates are
+  // (what for_each_unit_block asks every layout).
+  Index gate_column(Index block) const { return column(block); }
+  Index gate_step(Index block) const { return width(block); }
   // The interleaved position of PyTorch's row gate * H + unit.
   Index interleaved(int gate, Index unit) const {
     const Index block = unit / kBlock;
@@ -74,6 +78,12 @@ struct GateLayout {
   }
 };
 
+// PyTorch's order, G stacked runs of H columns, in the same unit blocks.
+struct NaturalGateLayout : UnitBlocks {
+  Index gate_column(Index block) const { return first_unit(block); }
+  Index gate_step(Index) const { return hidden; }
+};
+
 // One row's block of up to 16 units, where a cell's gate math works. W is the block width
 // at compile time: 16 (fixed-size Eigen arrays, fully unrolled) or Eigen::Dynamic for a
 // narrower last block.
@@ -83,9 +93,9 @@ struct UnitBlock {
   Index column;     // the block's first gate column
   Index gate_step;  // columns from one of its gates to the next
   Index gates;      // offset of that column in this row of a (rows x G*H) buffer
-  Index units;   // offset of its first unit in a (rows x H) buffer
-  Index unit;    // its first unit's index in 0..H-1
-  Index width;   // units in the block
+  Index units;      // offset of its first unit in a (rows x H) buffer
+  Index unit;       // its first unit's index in 0..H-1
+  Index width;      // units in the block
   Index row_index;  // the row's index in the step's buffers
 
   // Gate g of the block in a (rows x G*H) buffer.
@@ -104,10 +114,10 @@ struct UnitBlock {
 
 // Runs body(block) for rows 0, row_step, ... (rows of them) and unit blocks
 // [block_begin, block_end).
-template <class T, class Body>
-inline void for_each_unit_block(const GateLayout& layout, Index rows, Index row_step, Index block_begin,
+template <class T, class Layout, class Body>
+inline void for_each_unit_block(const Layout& layout, Index rows, Index row_step, Index block_begin,
                                 Index block_end, Body&& body) {
-  constexpr Index kFull = GateLayout::kBlock;
+  constexpr Index kFull = UnitBlocks::kBlock;
   const Index H = layout.hidden, GH = layout.columns();
   for (Index i = 0; i < rows; ++i)
     for (Index k = block_begin; k < block_end; ++k) {
