@@ -256,47 +256,47 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   // 1. Every direction's input projection, one GEMM each, plus the folded biases.
   const T* recurrent_bias[2] = {nullptr, nullptr};
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
+    auto& dir = ws.dir[d];
     const DirectionWeights<T>& w = a.weights[d];
     if (!prepared) {
-      W.w_ih.resize(GH * I);
-      W.w_hh.resize(GH * H);
-      layout.interleave_rows(w.w_ih, I, W.w_ih.data());
-      layout.interleave_rows(w.w_hh, H, W.w_hh.data());
+      dir.w_ih.resize(GH * I);
+      dir.w_hh.resize(GH * H);
+      layout.interleave_rows(w.w_ih, I, dir.w_ih.data());
+      layout.interleave_rows(w.w_hh, H, dir.w_hh.data());
       std::vector<T> natural_bias(GH);
-      W.bias.resize(GH);
+      dir.bias.resize(GH);
       Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
-      layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
+      layout.interleave_rows(natural_bias.data(), 1, dir.bias.data());
       if (fused) {
-        W.w_hx.resize(GH * HX);
+        dir.w_hx.resize(GH * HX);
         for (Index r = 0; r < GH; ++r) {
-          std::copy_n(W.w_hh.data() + r * H, H, W.w_hx.data() + r * HX);
-          std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + H);
+          std::copy_n(dir.w_hh.data() + r * H, H, dir.w_hx.data() + r * HX);
+          std::copy_n(dir.w_ih.data() + r * I, I, dir.w_hx.data() + r * HX + H);
         }
       } else {
-        W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+        dir.input_weights.pack(true, dir.w_ih.data(), I, I, GH);  // W_ih^T
       }
     }
     recurrent_bias[d] = Cell::recurrent_bias(w.b_hh, H);
-    W.gates.resize(N * GH);
-    W.hx.resize(N * HX);
-    W.aux.resize(N * H);
-    if (!Cell::kRecurrentIntoGates) W.recurrent.resize(B * GH);
-    W.h_final.resize(B * H);
-    W.c_final.resize(Cell::kCellState ? B * H : 0);
+    dir.gates.resize(N * GH);
+    dir.hx.resize(N * HX);
+    dir.aux.resize(N * H);
+    if (!Cell::kRecurrentIntoGates) dir.recurrent.resize(B * GH);
+    dir.h_final.resize(B * H);
+    dir.c_final.resize(Cell::kCellState ? B * H : 0);
 
-    detail::gather_rows(a.x, shape, sc, d, I, W.hx.data() + H, HX);
+    detail::gather_rows(a.x, shape, sc, d, I, dir.hx.data() + H, HX);
     if (!fused)
-      W.input_weights.multiply_parallel(N, false, W.hx.data() + H, HX, T(1), T(0), W.gates.data(), GH,
-                                        W.bias.data());
+      dir.input_weights.multiply_parallel(N, false, dir.hx.data() + H, HX, T(1), T(0), dir.gates.data(), GH,
+                                        dir.bias.data());
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
       const Index user = sc.order[k];
-      T* h_start = k < sc.batch[0] ? W.hx.data() + k * HX : W.h_final.data() + k * H;
+      T* h_start = k < sc.batch[0] ? dir.hx.data() + k * HX : dir.h_final.data() + k * H;
       if (a.h0) std::copy_n(a.h0 + (d * B + user) * H, H, h_start); else std::fill_n(h_start, H, T(0));
       if (Cell::kCellState) {
-        T* c_start = k < sc.batch[0] ? W.aux.data() + k * H : W.c_final.data() + k * H;
+        T* c_start = k < sc.batch[0] ? dir.aux.data() + k * H : dir.c_final.data() + k * H;
         if (a.c0) std::copy_n(a.c0 + (d * B + user) * H, H, c_start); else std::fill_n(c_start, H, T(0));
       }
     }
@@ -324,14 +324,14 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
         const StepShare& my = shares[i];
         const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
         if (mine == 0 || my.block_begin == my.block_end) continue;
-        auto& W = ws.dir[my.direction];
+        auto& dir = ws.dir[my.direction];
         const Index c0 = layout.column(my.block_begin);
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
-        T* gates = W.gates.data() + (sc.offset[s] + f) * GH;
-        T* recurrent = Cell::kRecurrentIntoGates ? gates : W.recurrent.data() + f * GH;
-        const T* h_prev = W.hx.data() + (sc.offset[s] + f) * HX;
+        T* gates = dir.gates.data() + (sc.offset[s] + f) * GH;
+        T* recurrent = Cell::kRecurrentIntoGates ? gates : dir.recurrent.data() + f * GH;
+        const T* h_prev = dir.hx.data() + (sc.offset[s] + f) * HX;
         if (fused)  // gates = [h | x] [W_hh | W_ih]^T + bias
-          step_w[i]->multiply(mine, false, h_prev, st * HX, T(1), T(0), gates + c0, st * GH, W.bias.data() + c0);
+          step_w[i]->multiply(mine, false, h_prev, st * HX, T(1), T(0), gates + c0, st * GH, dir.bias.data() + c0);
         else
           step_w[i]->multiply(mine, false, h_prev, st * HX, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0),
                               recurrent + c0, st * GH);
@@ -339,18 +339,18 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
         auto gate_math = [&](Index k0, Index count, T* h_to, Index h_to_stride, T* c_to) {
           if (count == 0) return;
           StepForward<T> step{count, st, gates + (k0 - f) * GH, recurrent + (k0 - f) * GH, h_prev + (k0 - f) * HX,
-                              h_to, W.aux.data() + (sc.offset[s] + k0) * H, c_to, recurrent_bias[my.direction],
+                              h_to, dir.aux.data() + (sc.offset[s] + k0) * H, c_to, recurrent_bias[my.direction],
                               HX, h_to_stride};
           Cell::forward(step, layout, my.block_begin, my.block_end);
         };
         // Rows that go on store their state for the next step; rows that end here, in the finals.
         const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
-        gate_math(f, going_on, W.hx.data() + (sc.offset[s + 1] + f) * HX, HX,
-                  W.aux.data() + (sc.offset[s + 1] + f) * H);
-        gate_math(ending_from, mine - going_on, W.h_final.data() + ending_from * H, H,
-                  Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
+        gate_math(f, going_on, dir.hx.data() + (sc.offset[s + 1] + f) * HX, HX,
+                  dir.aux.data() + (sc.offset[s + 1] + f) * H);
+        gate_math(ending_from, mine - going_on, dir.h_final.data() + ending_from * H, H,
+                  Cell::kCellState ? dir.c_final.data() + ending_from * H : nullptr);
         for (Index k = f; k < rows; k += st) {
-          const T* h_new = k < rows_next ? W.hx.data() + (sc.offset[s + 1] + k) * HX : W.h_final.data() + k * H;
+          const T* h_new = k < rows_next ? dir.hx.data() + (sc.offset[s + 1] + k) * HX : dir.h_final.data() + k * H;
           const Index row = shape.sequence.row(sc.time(my.direction, s, k), sc.order[k]);
           detail::copy_units(h_new, a.out + row * out_cols + my.direction * H, u0, u1);
         }
@@ -412,16 +412,16 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
         const StepShare& my = shares[i];
         const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
         if (mine == 0 || my.block_begin == my.block_end) continue;
-        auto& W = ws.dir[my.direction];
+        auto& dir = ws.dir[my.direction];
         const int d = my.direction;
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
         const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
         for (Index k = ending_from; k < rows; k += st) {  // sequences whose last step this is
           const Index user = sc.order[k];
-          T* dh = W.dh.data() + k * H;
+          T* dh = dir.dh.data() + k * H;
           if (a.dh_n) detail::copy_units(a.dh_n + (d * B + user) * H, dh, u0, u1); else std::fill(dh + u0, dh + u1, T(0));
           if (Cell::kCellState) {
-            T* dc = W.dc.data() + k * H;
+            T* dc = dir.dc.data() + k * H;
             if (a.dc_n) detail::copy_units(a.dc_n + (d * B + user) * H, dc, u0, u1); else std::fill(dc + u0, dc + u1, T(0));
           }
         }
@@ -429,41 +429,41 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
           for (Index k = f; k < rows; k += st) {
             const Index row = shape.sequence.row(sc.time(d, s, k), sc.order[k]);
             const T* g = a.d_out + row * out_cols + d * H;
-            T* dh = W.dh.data() + k * H;
+            T* dh = dir.dh.data() + k * H;
             for (Index u = u0; u < u1; ++u) dh[u] += g[u];
           }
         if (a.d_last)
           for (Index k = f; k < rows; k += st) {
             if (sc.time(d, s, k) != sc.length[k] - 1) continue;
             const T* g = a.d_last + sc.order[k] * out_cols + d * H;
-            T* dh = W.dh.data() + k * H;
+            T* dh = dir.dh.data() + k * H;
             for (Index u = u0; u < u1; ++u) dh[u] += g[u];
           }
         // The gradient math for `count` of my rows from row k0, whose c_t is at c_from.
         auto gradient_math = [&](Index k0, Index count, const T* c_from) {
           if (count == 0) return;
           const Index slot = (per_sequence ? k0 : my.member) * GH;
-          StepBackward<T> step{count, st, W.gates.data() + (sc.offset[s] + k0) * GH,
-                               W.hx.data() + (sc.offset[s] + k0) * HX, W.aux.data() + (sc.offset[s] + k0) * H,
-                               c_from, W.dh.data() + k0 * H, Cell::kCellState ? W.dc.data() + k0 * H : nullptr,
-                               bias ? W.grad_bias.data() + slot : nullptr,
-                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + slot : nullptr,
+          StepBackward<T> step{count, st, dir.gates.data() + (sc.offset[s] + k0) * GH,
+                               dir.hx.data() + (sc.offset[s] + k0) * HX, dir.aux.data() + (sc.offset[s] + k0) * H,
+                               c_from, dir.dh.data() + k0 * H, Cell::kCellState ? dir.dc.data() + k0 * H : nullptr,
+                               bias ? dir.grad_bias.data() + slot : nullptr,
+                               bias && Cell::kInputGradientsDiffer ? dir.grad_input_bias.data() + slot : nullptr,
                                HX, per_sequence};
           Cell::backward(step, layout, my.block_begin, my.block_end);
         };
         // c_t is the next step's stored state for rows that go on, the final one for rows that end.
-        gradient_math(f, going_on, W.aux.data() + (sc.offset[s + 1] + f) * H);
-        gradient_math(ending_from, mine - going_on, Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
+        gradient_math(f, going_on, dir.aux.data() + (sc.offset[s + 1] + f) * H);
+        gradient_math(ending_from, mine - going_on, Cell::kCellState ? dir.c_final.data() + ending_from * H : nullptr);
       }
       if (plan.synchronised()) team_barrier();  // every unit's gate gradients of step s are in place
       for (int i = 0; i < n_shares; ++i) {
         const StepShare& my = shares[i];
         const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
         if (mine == 0 || my.block_begin == my.block_end) continue;
-        auto& W = ws.dir[my.direction];
+        auto& dir = ws.dir[my.direction];
         const Index u0 = layout.first_unit(my.block_begin);
-        w_hh[i]->multiply(mine, false, W.gates.data() + (sc.offset[s] + f) * GH, st * GH, T(1),
-                      Cell::kDirectStateGradient ? T(1) : T(0), W.dh.data() + f * H + u0, st * H);
+        w_hh[i]->multiply(mine, false, dir.gates.data() + (sc.offset[s] + f) * GH, st * GH, T(1),
+                      Cell::kDirectStateGradient ? T(1) : T(0), dir.dh.data() + f * H + u0, st * H);
       }
     }
   });
@@ -476,16 +476,16 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
 
   // Gradients w.r.t. the initial states; sequences of length 0 pass theirs straight through.
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
+    auto& dir = ws.dir[d];
     for (Index k = 0; k < B; ++k) {
       const Index user = sc.order[k];
       T* dh0 = a.dh0 + (d * B + user) * H;
-      if (k < sc.batch[0]) std::copy_n(W.dh.data() + k * H, H, dh0);
+      if (k < sc.batch[0]) std::copy_n(dir.dh.data() + k * H, H, dh0);
       else if (a.dh_n) std::copy_n(a.dh_n + (d * B + user) * H, H, dh0);
       else std::fill_n(dh0, H, T(0));
       if (Cell::kCellState) {
         T* dc0 = a.dc0 + (d * B + user) * H;
-        if (k < sc.batch[0]) std::copy_n(W.dc.data() + k * H, H, dc0);
+        if (k < sc.batch[0]) std::copy_n(dir.dc.data() + k * H, H, dc0);
         else if (a.dc_n) std::copy_n(a.dc_n + (d * B + user) * H, H, dc0);
         else std::fill_n(dc0, H, T(0));
       }
@@ -501,42 +501,42 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   ws.packed.resize(N * I);
   const bool transposed = transposed_product_pads_less<T>(GH, HX);
   // grad_w's columns [col, col + cols) (its rows, when transposed) = dG^T of hx's columns [col, col + cols)
-  const auto weight_gradient = [&](typename RecurrentWorkspace<T>::Direction& W, Index col, Index cols) {
+  const auto weight_gradient = [&](typename RecurrentWorkspace<T>::Direction& dir, Index col, Index cols) {
     if (transposed)
-      gemm_parallel<T>(true, false, cols, GH, N, T(1), W.hx.data() + col, HX, W.gates.data(), GH, T(0),
-                       W.grad_w.data() + col * GH, GH);
+      gemm_parallel<T>(true, false, cols, GH, N, T(1), dir.hx.data() + col, HX, dir.gates.data(), GH, T(0),
+                       dir.grad_w.data() + col * GH, GH);
     else
-      gemm_parallel<T>(true, false, GH, cols, N, T(1), W.gates.data(), GH, W.hx.data() + col, HX, T(0),
-                       W.grad_w.data() + col, HX);
+      gemm_parallel<T>(true, false, GH, cols, N, T(1), dir.gates.data(), GH, dir.hx.data() + col, HX, T(0),
+                       dir.grad_w.data() + col, HX);
   };
   const auto accumulate = [&](const T* grad_w, Index col, Index cols, T* natural) {
     if (transposed) layout.accumulate_natural_rows_transposed(grad_w + col * GH, GH, cols, natural);
     else layout.accumulate_natural_rows(grad_w + col, HX, cols, natural);
   };
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
+    auto& dir = ws.dir[d];
     const DirectionGrads<T>& g = a.grads[d];
-    W.grad_w.resize(GH * HX);
+    dir.grad_w.resize(GH * HX);
     if (Cell::kInputGradientsDiffer) {
-      weight_gradient(W, 0, H);
+      weight_gradient(dir, 0, H);
       run_team(threads_for(double(N) * H, 5e5), [&](int id, int size) {
         Index r0, r1;
         share(N, id, size, &r0, &r1);
-        Cell::to_input_gradients(W.gates.data() + r0 * GH, W.aux.data() + r0 * H, r1 - r0, layout);
+        Cell::to_input_gradients(dir.gates.data() + r0 * GH, dir.aux.data() + r0 * H, r1 - r0, layout);
       });
-      weight_gradient(W, H, I);
+      weight_gradient(dir, H, I);
     } else {
-      weight_gradient(W, 0, HX);
+      weight_gradient(dir, 0, HX);
     }
-    if (g.w_hh) accumulate(W.grad_w.data(), 0, H, g.w_hh);
-    if (g.w_ih) accumulate(W.grad_w.data(), H, I, g.w_ih);
-    if (g.b_hh) layout.accumulate_natural_rows(W.grad_bias.data(), 1, 1, g.b_hh);
+    if (g.w_hh) accumulate(dir.grad_w.data(), 0, H, g.w_hh);
+    if (g.w_ih) accumulate(dir.grad_w.data(), H, I, g.w_ih);
+    if (g.b_hh) layout.accumulate_natural_rows(dir.grad_bias.data(), 1, 1, g.b_hh);
     if (g.b_ih)
-      layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? W.grad_input_bias.data() : W.grad_bias.data(), 1,
+      layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? dir.grad_input_bias.data() : dir.grad_bias.data(), 1,
                                      1, g.b_ih);
     if (a.dx) {
-      W.input_weights.pack(false, W.w_ih.data(), I, GH, I);  // W_ih
-      W.input_weights.multiply_parallel(N, false, W.gates.data(), GH, T(1), T(0), ws.packed.data(), I);
+      dir.input_weights.pack(false, dir.w_ih.data(), I, GH, I);  // W_ih
+      dir.input_weights.multiply_parallel(N, false, dir.gates.data(), GH, T(1), T(0), ws.packed.data(), I);
       detail::scatter_add_rows(ws.packed.data(), shape, sc, d, I, a.dx);
     }
   }

@@ -1,6 +1,5 @@
-// lstm_native's compiled core, lstm_native._core (or _core_avx2, _core_avx512: one module
-// per instruction set, cpp/../CMakeLists.txt): declares the module and binds each kernel
-// family from its own file.
+// lstm_native's compiled core (CMakeLists.txt builds one module per instruction set: _core,
+// _core_avx2, _core_avx512): declares the module and binds each kernel family from its file.
 #include "bindings.h"
 
 #ifndef LSTM_NATIVE_MODULE

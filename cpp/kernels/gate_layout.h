@@ -6,6 +6,11 @@
 // A thread that owns a range of unit blocks then owns one contiguous range of gate columns,
 // so it computes its share of h W_hh^T with one GEMM and applies the gate math without
 // waiting for any other thread. The last block may be narrower than 16.
+//
+// The int8 layers (quantized_recurrent.cpp) run the same cells' forward on PyTorch's order
+// as it is (NaturalGateLayout): their products come out of weights quantised row by row in
+// that order. A block's gates are then H columns apart instead of side by side. Which order
+// is a type, not a flag, so that the float layers' gate math keeps its constant offsets.
 #pragma once
 
 #include "../common.h"
@@ -14,7 +19,8 @@
 
 namespace lstm_native {
 
-struct GateLayout {
+// H hidden units in blocks of 16 (the last may be narrower), G gates each.
+struct UnitBlocks {
   static constexpr Index kBlock = 16;
   Index hidden;  // H
   int gates;     // G
@@ -22,9 +28,16 @@ struct GateLayout {
   Index blocks() const { return (hidden + kBlock - 1) / kBlock; }
   Index first_unit(Index block) const { return block * kBlock; }
   Index width(Index block) const { return std::min(kBlock, hidden - block * kBlock); }
+  Index columns() const { return gates * hidden; }
+};
+
+struct GateLayout : UnitBlocks {
   // First interleaved column of a block; blocks before it are all full width.
   Index column(Index block) const { return gates * kBlock * block; }
-  Index columns() const { return gates * hidden; }
+  // Where a block's gate 0 starts in a row of G*H columns, and how far apart its gates are
+  // (what for_each_unit_block asks every layout).
+  Index gate_column(Index block) const { return column(block); }
+  Index gate_step(Index block) const { return width(block); }
   // The interleaved position of PyTorch's row gate * H + unit.
   Index interleaved(int gate, Index unit) const {
     const Index block = unit / kBlock;
@@ -65,22 +78,29 @@ struct GateLayout {
   }
 };
 
+// PyTorch's order, G stacked runs of H columns, in the same unit blocks.
+struct NaturalGateLayout : UnitBlocks {
+  Index gate_column(Index block) const { return first_unit(block); }
+  Index gate_step(Index) const { return hidden; }
+};
+
 // One row's block of up to 16 units, where a cell's gate math works. W is the block width
 // at compile time: 16 (fixed-size Eigen arrays, fully unrolled) or Eigen::Dynamic for a
 // narrower last block.
 template <class T, int W>
 struct UnitBlock {
   using Array = Eigen::Array<T, W, 1>;
-  Index column;  // the block's first gate column
-  Index gates;   // offset of that column in this row of a (rows x G*H) buffer
-  Index units;   // offset of its first unit in a (rows x H) buffer
-  Index unit;    // its first unit's index in 0..H-1
-  Index width;   // units in the block
+  Index column;     // the block's first gate column
+  Index gate_step;  // columns from one of its gates to the next
+  Index gates;      // offset of that column in this row of a (rows x G*H) buffer
+  Index units;      // offset of its first unit in a (rows x H) buffer
+  Index unit;       // its first unit's index in 0..H-1
+  Index width;      // units in the block
   Index row_index;  // the row's index in the step's buffers
 
   // Gate g of the block in a (rows x G*H) buffer.
-  Eigen::Map<Array> gate(T* buffer, int g) const { return {buffer + gates + g * width, width}; }
-  Eigen::Map<const Array> gate(const T* buffer, int g) const { return {buffer + gates + g * width, width}; }
+  Eigen::Map<Array> gate(T* buffer, int g) const { return {buffer + gates + g * gate_step, width}; }
+  Eigen::Map<const Array> gate(const T* buffer, int g) const { return {buffer + gates + g * gate_step, width}; }
   // The block's units in a (rows x H) buffer, or one whose rows are `stride` apart.
   Eigen::Map<Array> row(T* buffer) const { return {buffer + units, width}; }
   Eigen::Map<const Array> row(const T* buffer) const { return {buffer + units, width}; }
@@ -89,30 +109,30 @@ struct UnitBlock {
   // The block's units in a per-unit vector (H).
   Eigen::Map<const Array> vector(const T* buffer) const { return {buffer + unit, width}; }
   // Gate g of the block in a per-column vector (G*H), such as a bias gradient.
-  Eigen::Map<Array> column_vector(T* buffer, int g) const { return {buffer + column + g * width, width}; }
+  Eigen::Map<Array> column_vector(T* buffer, int g) const { return {buffer + column + g * gate_step, width}; }
   // Where a bias gradient sum accumulates: the row's own slot (a buffer laid out as the gates)
   // or one vector for every row.
   Eigen::Map<Array> bias_slot(T* buffer, int g, bool per_row) const {
-    return {buffer + (per_row ? gates : column) + g * width, width};
+    return {buffer + (per_row ? gates : column) + g * gate_step, width};
   }
 };
 
 // Runs body(block) for rows 0, row_step, ... (rows of them) and unit blocks
 // [block_begin, block_end).
-template <class T, class Body>
-inline void for_each_unit_block(const GateLayout& layout, Index rows, Index row_step, Index block_begin,
+template <class T, class Layout, class Body>
+inline void for_each_unit_block(const Layout& layout, Index rows, Index row_step, Index block_begin,
                                 Index block_end, Body&& body) {
-  constexpr Index kFull = GateLayout::kBlock;
+  constexpr Index kFull = UnitBlocks::kBlock;
   const Index H = layout.hidden, GH = layout.columns();
   for (Index i = 0; i < rows; ++i)
     for (Index k = block_begin; k < block_end; ++k) {
       const Index r = i * row_step;
-      const Index column = layout.column(k), gates = r * GH + column, units = r * H + layout.first_unit(k);
-      const Index unit = layout.first_unit(k), width = layout.width(k);
+      const Index column = layout.gate_column(k), gate_step = layout.gate_step(k), gates = r * GH + column;
+      const Index unit = layout.first_unit(k), units = r * H + unit, width = layout.width(k);
       if (width == kFull)
-        body(UnitBlock<T, static_cast<int>(kFull)>{column, gates, units, unit, width, r});
+        body(UnitBlock<T, static_cast<int>(kFull)>{column, gate_step, gates, units, unit, width, r});
       else
-        body(UnitBlock<T, Eigen::Dynamic>{column, gates, units, unit, width, r});
+        body(UnitBlock<T, Eigen::Dynamic>{column, gate_step, gates, units, unit, width, r});
     }
 }
 

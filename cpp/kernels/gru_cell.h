@@ -29,8 +29,9 @@ struct GruCell {
   template <class T>
   static const T* recurrent_bias(const T* b_hh, Index hidden) { return b_hh ? b_hh + 2 * hidden : nullptr; }
 
-  template <class T>
-  static void forward(const StepForward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
+  // Layout: GateLayout, or NaturalGateLayout for the int8 layers.
+  template <class T, class Layout>
+  static void forward(const StepForward<T>& s, const Layout& layout, Index block_begin, Index block_end) {
     for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       auto r = at.gate(s.gates, 0), z = at.gate(s.gates, 1), cand = at.gate(s.gates, 2);
       auto hn = at.row(s.aux), h = at.row(s.h_next, s.h_next_stride);

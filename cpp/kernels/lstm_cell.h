@@ -28,8 +28,9 @@ struct LstmCell {
   template <class T>
   static const T* recurrent_bias(const T*, Index) { return nullptr; }
 
-  template <class T>
-  static void forward(const StepForward<T>& s, const GateLayout& layout, Index block_begin, Index block_end) {
+  // Layout: GateLayout, or NaturalGateLayout for the int8 layers.
+  template <class T, class Layout>
+  static void forward(const StepForward<T>& s, const Layout& layout, Index block_begin, Index block_end) {
     for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       auto i = at.gate(s.gates, 0), f = at.gate(s.gates, 1), g = at.gate(s.gates, 2), o = at.gate(s.gates, 3);
       auto c = at.row(s.aux_next), h = at.row(s.h_next, s.h_next_stride);
