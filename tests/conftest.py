@@ -9,6 +9,19 @@ import lstm_native as ln
 # value), so the figures quoted in issue notes and bench/ come from the tests themselves.
 _RECORD = os.environ.get("LSTM_NATIVE_RECORD_ERRORS")
 
+# The folder holding the lstm_native these tests imported: site-packages after `pip install .`,
+# python/ in a dev build. Child processes get it first on PYTHONPATH, so they run the same
+# package; python/ of a checkout has no compiled core after a plain install.
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(ln.__file__)))
+
+
+def child_env(env=None, **extra):
+    """Environment for a child Python (subprocess, mpiexec) that imports the lstm_native under test."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
 
 def rel_err(a, b) -> float:
     """max |a - b| / max |b|: the relative error every bar is stated in."""

@@ -15,8 +15,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-import lstm_native as ln  # noqa: E402
+import lstm_native as ln  # the launcher puts the package under test on PYTHONPATH
 
 N, T, I = 95, 6, 3          # 95 samples in batches of 10: shares of 5/5 or 2/3/2/3 rows, a last batch of 5
 

@@ -1,6 +1,5 @@
 """The lstm-native command: demo, train -> predict round trip, info, one-line errors."""
 import json
-import os
 import subprocess
 import sys
 
@@ -8,12 +7,12 @@ import numpy as np
 import pytest
 
 from lstm_native import cli, data, io, recipes
+from conftest import child_env
 
-PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
 
 
 def run_cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     return subprocess.run([sys.executable, "-m", "lstm_native", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import lstm_native as ln
+from conftest import child_env
 from lstm_native import distributed, losses, ops
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -37,8 +38,7 @@ def mpiexec():
 
 def launch_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "MPI_", "HYDRA_"))}
-    env.update(PYTHONPATH=str(ROOT / "python"), OMP_NUM_THREADS="1")
-    return env
+    return child_env(env, OMP_NUM_THREADS="1")
 
 
 def run_mpi(n, *args, timeout=120, cwd=None):

@@ -5,7 +5,6 @@ few epochs: these check the plumbing; examples/real_series.py checks the learnin
 import datetime as dt
 import importlib.util
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -15,14 +14,14 @@ import numpy as np
 import pytest
 
 import lstm_native as ln
+from conftest import child_env
 from lstm_native import io, recipes, tables, transforms
 
-PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(recipes.__file__)))
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
 def run_cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = child_env()
     return subprocess.run([sys.executable, "-m", "lstm_native", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 

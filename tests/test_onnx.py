@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 
 import lstm_native as ln
-from conftest import random_lengths, rel_err
+from conftest import child_env, random_lengths, rel_err
 
 BATCHES = (1, 7, 32)
 STEPS = (1, 13, 50)
@@ -313,7 +313,7 @@ def test_unwritable_path_names_it_and_leaves_nothing(tmp_path):
 def test_import_does_not_load_onnx_and_ln_onnx_is_there():
     code = ("import sys, lstm_native as ln; assert 'onnx' not in sys.modules, 'onnx imported'; "
             "assert callable(ln.onnx.export); assert 'onnx' not in sys.modules, 'ln.onnx imported onnx'")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
@@ -322,7 +322,7 @@ def test_without_onnx_the_error_names_the_extra(tmp_path):
     code = ("import sys; sys.modules['onnx'] = None; import lstm_native as ln\n"
             "try:\n    ln.onnx.export(ln.Linear(2, 2), sys.argv[1])\n"
             "except ImportError as e:\n    assert \"lstm_native[onnx]\" in str(e), e\nelse:\n    raise SystemExit('no error')")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.onnx")], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

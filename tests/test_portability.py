@@ -1,7 +1,6 @@
 """Bar: an installed build runs on an x86-64 CPU without AVX-512 (forcing the baseline
 kernels at run time) and picks the widest kernels the CPU has."""
 import json
-import os
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 
 import lstm_native as ln
+from conftest import child_env
 from lstm_native import _backend
 
 AVX2 = {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"}
@@ -49,8 +49,10 @@ print(json.dumps({"isa": ln.backend_isa(), "out": m.predict(x).tolist(), "int8_o
 
 
 def run_with(isa):
-    env = dict(os.environ, LSTM_NATIVE_ISA=isa) if isa else dict(os.environ)
-    env.pop("LSTM_NATIVE_ISA", None) if not isa else None
+    env = child_env()
+    env.pop("LSTM_NATIVE_ISA", None)
+    if isa:
+        env["LSTM_NATIVE_ISA"] = isa
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

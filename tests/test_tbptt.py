@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import lstm_native as ln
+from conftest import child_env
 
 
 def _model(cell=ln.LSTM, head_last=False, seed=0):
@@ -124,7 +125,8 @@ def test_a_1e5_step_series_trains_in_memory_bounded_by_the_chunk():
     # ~ 10^5 * 4 * 64 * 4 B * 8 ~ 800 MB; chunks of 50 steps keep ~ 0.4 MB.
     runs = {}
     for T in (10_000, 100_000):
-        out = subprocess.run([sys.executable, "-c", _PEAK, str(T)], capture_output=True, text=True, timeout=600)
+        out = subprocess.run([sys.executable, "-c", _PEAK, str(T)], capture_output=True, text=True, timeout=600,
+                             env=child_env())
         assert out.returncode == 0, out.stderr
         runs[T] = json.loads(out.stdout.strip().splitlines()[-1])
     assert np.isfinite(runs[100_000]["loss"])

@@ -17,7 +17,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 import lstm_native as ln
 import lstm_native.torch as lnt
-from conftest import rel_err
+from conftest import child_env, rel_err
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -404,7 +404,7 @@ def test_import_needs_torch_only_for_the_bridge():
     code = ("import sys; import lstm_native; assert 'torch' not in sys.modules\n"
             "sys.modules['torch'] = None\n"
             "try:\n    import lstm_native.torch\nexcept ImportError as e:\n    print(e)\n")
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = child_env()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert "lstm_native[torch]" in out.stdout
 
