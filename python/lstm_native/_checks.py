@@ -21,11 +21,12 @@ def to_numpy(value, name: str) -> np.ndarray:
 
 
 def float_array(value, name: str, dtype) -> np.ndarray:
-    """value as a C-contiguous array of the layer's float dtype (floats of other widths are cast)."""
+    """value as a C-contiguous array of the layer's float dtype (floats of other widths are cast);
+    a scalar stays 0-d (np.ascontiguousarray would make it 1-d, and so pass a shape check)."""
     arr = to_numpy(value, name)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array ({np.dtype(dtype).name}), got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")
 
 
 def shape_text(shape) -> str:

@@ -32,7 +32,7 @@ def _model_dtype(model):
 def _inputs(X, model, name="X"):
     X = to_numpy(X, name)
     if X.dtype.kind == "f":
-        X = np.ascontiguousarray(X, dtype=_model_dtype(model))
+        X = np.asarray(X, dtype=_model_dtype(model), order="C")   # (ascontiguousarray makes a scalar 1-d)
     elif X.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold numbers (floats, or integer ids for an Embedding), got dtype {X.dtype}")
     if X.ndim == 0 or len(X) == 0:
