@@ -16,3 +16,16 @@ def test_a_scalar_is_not_taken_for_a_one_feature_vector():
         ln.Linear(1, 2)(np.float64(0.5))
     with pytest.raises(ValueError, match="X"):
         ln.Sequential(ln.Linear(1, 1)).predict(np.float32(1.0))
+
+
+def test_linear_backward_takes_only_the_forward_output_shape():
+    # backward compared only the number of rows: a (3, 2, out) gradient for a (2, 3, in) input
+    # (or a flattened one) was taken silently, rows paired with the wrong inputs.
+    layer = ln.Linear(4, 5)
+    layer(np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3, 5\), got \(3, 2, 5\)"):
+        layer.backward(np.zeros((3, 2, 5), np.float32))
+    layer(np.zeros((0, 4), np.float32))
+    with pytest.raises(ValueError, match=r"grad must have .* \(0, 5\), got \(0,\)"):
+        layer.backward(np.zeros(0, np.float32))
+

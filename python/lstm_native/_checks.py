@@ -29,6 +29,27 @@ def float_array(value, name: str, dtype) -> np.ndarray:
     return np.asarray(arr, dtype=dtype, order="C")
 
 
+def float_input(value, name: str) -> np.ndarray:
+    """value as a floating-point array of its own width, in native byte order: the input of a
+    layer without a dtype of its own (activations, Dropout, pooling, LastTimestep)."""
+    arr = to_numpy(value, name)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def gradient(value, name: str, shape, dtype) -> np.ndarray:
+    """A backward's incoming gradient: floats cast to the forward's dtype, exactly the shape of
+    the forward's output (a transposed or flattened gradient of the same size would otherwise
+    be taken silently)."""
+    g = float_array(value, name, dtype)
+    if g.shape != tuple(shape):
+        raise ValueError(f"{name} must have the forward output's shape {shape_text(shape)}, got {shape_text(g.shape)}")
+    return g
+
+
 def shape_text(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 

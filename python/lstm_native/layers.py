@@ -11,7 +11,8 @@ import numpy as np
 
 from . import ops
 from ._backend import core
-from ._checks import float_array, float_dtype, positive_int, require_forward, to_numpy
+from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward, \
+    to_numpy
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -67,9 +68,7 @@ class Linear(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         x = require_forward(self, self._x)
-        g = ops.rows(float_array(grad, "grad", self.weight.dtype))
-        if g.shape[0] * self.in_features != x.size:
-            raise ValueError(f"grad must have shape {x.shape[:-1] + (self.out_features,)}, got {np.shape(grad)}")
+        g = ops.rows(gradient(grad, "grad", x.shape[:-1] + (self.out_features,), self.weight.dtype))
         small = self._small(g.shape[0])
         if small:
             self.weight.grad += np.dot(g.T, ops.rows(x))
