@@ -29,3 +29,13 @@ def test_linear_backward_takes_only_the_forward_output_shape():
     with pytest.raises(ValueError, match=r"grad must have .* \(0, 5\), got \(0,\)"):
         layer.backward(np.zeros(0, np.float32))
 
+
+def test_embedding_backward_checks_the_gradient():
+    # backward reshaped any gradient of the right size (and cast ints) without a word.
+    emb = ln.Embedding(5, 2)
+    emb(np.array([[1, 2, 3]]))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(1, 3, 2\), got \(3, 2\)"):
+        emb.backward(np.ones((3, 2), np.float32))
+    emb(np.array([[1, 2, 3]]))
+    with pytest.raises(TypeError, match="grad must be a floating-point array"):
+        emb.backward(np.ones((1, 3, 2), np.int64))

@@ -122,7 +122,7 @@ class Embedding(Module):
     def backward(self, grad, need_input_grad: bool = True):
         """Accumulates the rows' gradients; returns None (integer ids have no gradient)."""
         ids = require_forward(self, self._ids)
-        g = np.asarray(grad, self.weight.dtype).reshape(-1, self.embedding_dim)
+        g = gradient(grad, "grad", ids.shape + (self.embedding_dim,), self.weight.dtype).reshape(-1, self.embedding_dim)
         flat = ids.reshape(-1)
         if self.padding_idx is not None:
             keep = flat != self.padding_idx
