@@ -39,3 +39,19 @@ def test_embedding_backward_checks_the_gradient():
     emb(np.array([[1, 2, 3]]))
     with pytest.raises(TypeError, match="grad must be a floating-point array"):
         emb.backward(np.ones((1, 3, 2), np.int64))
+
+
+def test_dropout_takes_floats_and_checks_its_gradient():
+    # int input made a mask of int(1 / (1 - p)) = 0 -> inf/NaN; a wrong-shaped gradient was
+    # broadcast against the mask; big-endian input came back big-endian.
+    drop = ln.Dropout(0.3, seed=0)
+    with pytest.raises(TypeError, match="x must be a floating-point array"):
+        drop(np.ones((2, 3), np.int64))
+    y = drop(np.ones((2, 3), ">f4"))
+    assert y.dtype == np.float32 and y.dtype.isnative
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(3,\)"):
+        drop.backward(np.ones(3, np.float32))
+    drop.eval()
+    drop(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\)"):
+        drop.backward(np.ones((1, 3), np.float32))

@@ -150,21 +150,24 @@ class Dropout(Module):
         self._mask = None
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = float_input(x, "x")
         if not self.training or self.p == 0:
-            self._mask = 1.0
+            self._mask = (x.shape, x.dtype, None)
             return x
         keep = 1.0 - self.p
         mask = (self._rng.random(x.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
-        self._mask = mask if is_grad_enabled() else None
+        self._mask = (x.shape, x.dtype, mask) if is_grad_enabled() else None
         return x * mask
 
     def stream_step(self, x_t, state):
         return x_t, None          # streams are inference: dropout is off
 
     def backward(self, grad, need_input_grad: bool = True):
-        mask = require_forward(self, self._mask)
-        return np.asarray(grad) * mask if need_input_grad else None
+        shape, dtype, mask = require_forward(self, self._mask)
+        if not need_input_grad:
+            return None
+        g = gradient(grad, "grad", shape, dtype)
+        return g.copy() if mask is None else g * mask
 
     def get_config(self):
         return dict(p=self.p)
