@@ -55,3 +55,18 @@ def test_dropout_takes_floats_and_checks_its_gradient():
     drop(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\)"):
         drop.backward(np.ones((1, 3), np.float32))
+
+
+@pytest.mark.parametrize("cls", [ln.ReLU, ln.Tanh, ln.Sigmoid])
+def test_activations_take_floats_and_check_their_gradient(cls):
+    # ints, bools and objects went through NumPy as they were (Sigmoid of an object array raised
+    # an AttributeError/TypeError naming nothing, ReLU of ints returned ints); a wrong-shaped or
+    # float64 gradient was broadcast against a float32 output.
+    act = cls()
+    for bad in (np.ones(3, np.int32), np.ones(3, bool), np.ones(3, object)):
+        with pytest.raises(TypeError, match="x must be a floating-point array"):
+            act(bad)
+    y = act(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(1, 3\)"):
+        act.backward(np.ones((1, 3), np.float32))
+    assert act.backward(np.ones((2, 3), np.float64)).dtype == np.float32 == y.dtype

@@ -185,13 +185,15 @@ class _Elementwise(Module):
     stream_pointwise = True   # acts on each time step alone
 
     def forward(self, x):
-        y = self.f(np.asarray(x))
+        y = self.f(float_input(x, "x"))
         self._y = y if is_grad_enabled() else None
         return y
 
     def backward(self, grad, need_input_grad: bool = True):
         y = require_forward(self, getattr(self, "_y", None))
-        return np.asarray(grad) * self.derivative(y) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        return gradient(grad, "grad", np.shape(y), y.dtype) * self.derivative(y)
 
 
 class ReLU(_Elementwise):
