@@ -70,3 +70,14 @@ def test_activations_take_floats_and_check_their_gradient(cls):
     with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(1, 3\)"):
         act.backward(np.ones((1, 3), np.float32))
     assert act.backward(np.ones((2, 3), np.float64)).dtype == np.float32 == y.dtype
+
+
+def test_layer_norm_eps_must_be_positive_and_grad_checked():
+    # eps = 0 (or negative, or NaN) turned a constant row into NaN output without an error.
+    for eps in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="eps must be a positive number"):
+            ln.LayerNorm(3, eps=eps)
+    norm = ln.LayerNorm(3)
+    norm(np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(3,\)"):
+        norm.backward(np.ones(3, np.float32))

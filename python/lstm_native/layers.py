@@ -236,6 +236,8 @@ class LayerNorm(Module):
             normalized_shape = normalized_shape[0]
         self.normalized_shape = positive_int("normalized_shape", normalized_shape)
         self.eps = float(eps)
+        if not 0 < self.eps < np.inf:   # eps <= 0 divides by zero on a constant row
+            raise ValueError(f"eps must be a positive number, got {eps!r}")
         dtype = float_dtype(dtype)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine else None
@@ -255,7 +257,7 @@ class LayerNorm(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         x_hat, inv_std = require_forward(self, self._ctx)
-        g = np.asarray(grad, self._dtype)
+        g = gradient(grad, "grad", x_hat.shape, self._dtype)
         if self.weight is not None:
             axes = tuple(range(g.ndim - 1))
             self.weight.grad += (g * x_hat).sum(axis=axes)
