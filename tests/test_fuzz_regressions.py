@@ -81,3 +81,24 @@ def test_layer_norm_eps_must_be_positive_and_grad_checked():
     norm(np.ones((2, 3), np.float32))
     with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(3,\)"):
         norm.backward(np.ones(3, np.float32))
+
+
+def test_last_timestep_checks_x_lengths_and_grad():
+    # T = 0 raised an IndexError; float lengths were truncated (2.7 -> step 1); an empty batch
+    # with lengths raised NumPy's "zero-size array to reduction"; ints were taken as they were.
+    last = ln.LastTimestep()
+    with pytest.raises(ValueError, match="x: the sequences have no time steps"):
+        last(np.zeros((2, 0, 3), np.float32))
+    x = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        last(x, lengths=[2.7, 3.0])
+    with pytest.raises(ValueError, match=r"lengths\[1\] = 4 is outside \[0, 3\]"):
+        last(x, lengths=[1, 4])
+    with pytest.raises(ValueError, match=r"lengths must be >= 1"):
+        last(x, lengths=[0, 3])
+    assert last(np.zeros((0, 3, 2), np.float32), lengths=np.zeros(0, np.int64)).shape == (0, 2)
+    with pytest.raises(TypeError, match="x must be a floating-point array"):
+        last(np.zeros((2, 3, 2), np.int64))
+    np.testing.assert_array_equal(last(x, lengths=np.array([1, 3], np.uint8)), x[[0, 1], [0, 2]])
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 2\), got \(2,\)"):
+        last.backward(np.ones(2, np.float32))

@@ -303,16 +303,19 @@ class LastTimestep(Module):
         self._ctx = None
 
     def forward(self, x, lengths=None):
-        x = np.asarray(x)
+        x = float_input(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x must be 3-D (batch, time, features), got shape {x.shape}")
         B, T = x.shape[:2]
+        if T == 0:
+            raise ValueError(f"x: the sequences have no time steps (shape {x.shape})")
         if lengths is None:    # last None: every sequence's last step is T - 1
             self._ctx = (x.shape, x.dtype, None) if is_grad_enabled() else None
             return np.ascontiguousarray(x[:, -1])
-        last = np.asarray(lengths, np.int64) - 1
-        if last.shape != (B,) or last.min() < 0 or last.max() >= T:
-            raise ValueError(f"lengths must be {B} values in [1, {T}] for LastTimestep")
+        last = lengths_array(lengths, B, T) - 1
+        if B and last.min() < 0:
+            raise ValueError(f"lengths must be >= 1 for LastTimestep (a sequence needs a last step), "
+                             f"got lengths[{int(np.argmin(last))}] = 0")
         self._ctx = (x.shape, x.dtype, last) if is_grad_enabled() else None
         return x[np.arange(B), last]
 
@@ -323,9 +326,7 @@ class LastTimestep(Module):
 
     def seq_backward(self, grad, need_input_grad=True):
         shape, dtype, last = require_forward(self, self._ctx)
-        grad = np.asarray(grad, dtype)
-        if grad.shape != (shape[0], shape[2]):
-            raise ValueError(f"grad must have shape {(shape[0], shape[2])}, got {grad.shape}")
+        grad = gradient(grad, "grad", (shape[0], shape[2]), dtype)
         self._ctx = None
         return LastStepGradient(grad, last, shape, dtype) if need_input_grad else None
 
