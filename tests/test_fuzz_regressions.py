@@ -102,3 +102,12 @@ def test_last_timestep_checks_x_lengths_and_grad():
     np.testing.assert_array_equal(last(x, lengths=np.array([1, 3], np.uint8)), x[[0, 1], [0, 2]])
     with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 2\), got \(2,\)"):
         last.backward(np.ones(2, np.float32))
+
+
+def test_time_distributed_backward_checks_the_gradient_shape():
+    # a (T, B, F) gradient for a (B, T, ...) input has the inner layer's row count, so it was
+    # taken silently with rows paired to the wrong steps.
+    td = ln.TimeDistributed(ln.Linear(3, 2))
+    td(np.zeros((2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 4, 2\), got \(4, 2, 2\)"):
+        td.backward(np.zeros((4, 2, 2), np.float32))

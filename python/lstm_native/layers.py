@@ -349,14 +349,17 @@ class TimeDistributed(Module):
         x = np.asarray(x)
         if x.ndim < 3:
             raise ValueError(f"x must have (batch, time, ...) axes, got shape {x.shape}")
-        self._shape = x.shape[:2]
+        lead = x.shape[:2]
         y = self.layer.forward(x.reshape((-1,) + x.shape[2:]))
-        return y.reshape(self._shape + y.shape[1:])
+        y = y.reshape(lead + y.shape[1:])
+        self._shape = (lead, y.shape, y.dtype)
+        return y
 
     def backward(self, grad, need_input_grad: bool = True):
-        grad = np.asarray(grad)
+        lead, shape, dtype = require_forward(self, self._shape)
+        grad = gradient(grad, "grad", shape, dtype)   # (B, T) swapped would pass the inner layer's check
         dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]), need_input_grad=need_input_grad)
-        return None if dx is None else dx.reshape(self._shape + dx.shape[1:])
+        return None if dx is None else dx.reshape(lead + dx.shape[1:])
 
     def stream_check(self):
         self.layer.stream_check()
