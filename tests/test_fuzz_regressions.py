@@ -111,3 +111,15 @@ def test_time_distributed_backward_checks_the_gradient_shape():
     td(np.zeros((2, 4, 3), np.float32))
     with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 4, 2\), got \(4, 2, 2\)"):
         td.backward(np.zeros((4, 2, 2), np.float32))
+
+
+def test_residual_keeps_the_layer_dtype_and_checks_the_gradient():
+    # float64 input to a float32 layer gave a float64 output (x + y promoted); a gradient of
+    # another shape was broadcast in x's gradient.
+    res = ln.Residual(ln.Linear(3, 3))
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    y = res(x)
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, ln.Residual(res.layer)(x.astype(np.float32)))
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(1, 3\)"):
+        res.backward(np.ones((1, 3), np.float32))

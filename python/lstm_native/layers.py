@@ -384,14 +384,21 @@ class Residual(Module):
     def __init__(self, layer: Module):
         super().__init__()
         self.layer = layer
+        self._ctx = None
 
     def forward(self, x, lengths=None):
         y = self.layer.seq_forward(x, lengths)
         if np.shape(y) != np.shape(x):
             raise ValueError(f"Residual needs a layer that keeps the shape: {np.shape(x)} became {np.shape(y)}")
-        return x + y
+        self._ctx = (y.shape, y.dtype) if is_grad_enabled() else None
+        return np.asarray(x, y.dtype) + y       # the layer's dtype, as its output (float64 x, float32 layer)
 
     def backward(self, grad, need_input_grad: bool = True):
+        shape, dtype = require_forward(self, self._ctx)
+        if not isinstance(grad, LastStepGradient):     # the lazy one goes to the layer as it is
+            grad = gradient(grad, "grad", shape, dtype)
+        elif grad.shape != shape:
+            raise ValueError(f"grad must have the forward output's shape {shape}, got {grad.shape}")
         inner = self.layer.seq_backward(grad, need_input_grad)
         if not need_input_grad:
             return None
