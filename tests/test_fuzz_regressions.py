@@ -123,3 +123,31 @@ def test_residual_keeps_the_layer_dtype_and_checks_the_gradient():
     np.testing.assert_array_equal(y, ln.Residual(res.layer)(x.astype(np.float32)))
     with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 3\), got \(1, 3\)"):
         res.backward(np.ones((1, 3), np.float32))
+
+
+def test_attention_checks_h_lengths_and_grad():
+    # an empty batch or no time steps gave NumPy's reshape or reduction errors; lengths were not
+    # checked (floats, out of range, negative all taken); a query set of 0 steps failed to reshape.
+    att = ln.Attention(2, query_size=3)
+    q = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="h: the sequences have no time steps"):
+        att(np.zeros((2, 0, 2), np.float32), q)
+    with pytest.raises(ValueError, match="h: the batch is empty"):
+        att(np.zeros((0, 4, 2), np.float32), np.zeros((0, 3), np.float32))
+    h = np.ones((2, 4, 2), np.float32)
+    for lengths, error in (([5, 1], ValueError), ([-1, 2], ValueError), ([1.5, 2.0], TypeError)):
+        with pytest.raises(error, match="lengths"):
+            att(h, q, lengths=lengths)
+    assert att(h, np.zeros((2, 0, 3), np.float32)).shape == (2, 0, 2)
+    att(h, q)
+    with pytest.raises(ValueError, match=r"grad must have the forward output's shape \(2, 2\), got \(1, 2\)"):
+        att.backward(np.ones((1, 2), np.float32))
+
+
+def test_multihead_attention_needs_a_non_empty_batch():
+    # an empty batch or no time steps gave NumPy's "zero-size array to reduction operation maximum"
+    mha = ln.MultiheadAttention(4, 2)
+    with pytest.raises(ValueError, match="x: the sequences have no time steps"):
+        mha(np.zeros((2, 0, 4), np.float32))
+    with pytest.raises(ValueError, match="x: the batch is empty"):
+        mha(np.zeros((0, 3, 4), np.float32))

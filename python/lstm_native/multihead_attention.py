@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import ops
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import Linear
 from .module import Module, Parameter
@@ -59,9 +59,7 @@ class MultiheadAttention(Module):
 
     def forward(self, x, lengths=None):
         dtype = self.in_proj_weight.dtype
-        x = float_array(x, "x", dtype)
-        if x.ndim != 3 or x.shape[2] != self.embed_dim:
-            raise ValueError(f"x must have shape (batch, time, {self.embed_dim}), got {x.shape}")
+        x = sequence_batch(x, "x", self.embed_dim, dtype, batch_first=True)
         B, T, E = x.shape
         lengths = lengths_array(lengths, B, T)
         if lengths is not None and lengths.min() < 1:
