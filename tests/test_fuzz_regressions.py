@@ -151,3 +151,13 @@ def test_multihead_attention_needs_a_non_empty_batch():
         mha(np.zeros((2, 0, 4), np.float32))
     with pytest.raises(ValueError, match="x: the batch is empty"):
         mha(np.zeros((0, 3, 4), np.float32))
+
+
+def test_max_pool_returns_native_floats_and_checks_the_gradient_dtype():
+    # big-endian input came back big-endian (the padded buffer took x's dtype); an integer
+    # gradient was cast without a word.
+    pool = ln.MaxPool1d(2)
+    y = pool(np.arange(8, dtype=">f4").reshape(1, 4, 2))
+    assert y.dtype == np.float32 and y.dtype.isnative
+    with pytest.raises(TypeError, match="grad must be a floating-point array"):
+        pool.backward(np.ones((1, 2, 2), np.int32))

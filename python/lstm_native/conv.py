@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward
+from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -148,9 +148,7 @@ class MaxPool1d(Module):
         return out.astype(np.int64)
 
     def forward(self, x, lengths=None):
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            raise TypeError(f"MaxPool1d: x must be a floating-point array, got dtype {x.dtype}")
+        x = float_input(x, "x")
         if x.ndim != 3:
             raise ValueError(f"MaxPool1d: x must be 3-D (batch, time, channels), got shape {x.shape}")
         B, T, C = x.shape
@@ -176,10 +174,8 @@ class MaxPool1d(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         shape, dtype, source, out_lengths = require_forward(self, self._ctx)
-        g = np.asarray(grad, dtype)
         B, T_out, C = source.shape
-        if g.shape != (B, T_out, C):
-            raise ValueError(f"MaxPool1d: grad must have shape {(B, T_out, C)}, got {g.shape}")
+        g = gradient(grad, "grad", (B, T_out, C), dtype)
         self._ctx = None
         if not need_input_grad:
             return None
