@@ -1,0 +1,650 @@
+"""Property-based tests over the public API (issue 15, bar 2): every constructor and call gets
+random shapes (0- and 1-sized axes, wrong ranks), dtypes, memory layouts, Python lists,
+NaN/inf and bad lengths, and must give the oracle's result or a ValueError/TypeError naming the
+argument (see fuzz_support for the checks and the profiles; tests/FUZZ.md for how to run the
+long profile and what it found)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import lstm_native as ln
+from lstm_native import reference
+
+from fuzz_support import (Raised, assert_same, check_validity, close, finite_result, float_arrays, forms,
+                          is_float_form, layer_dtypes, make_form, outcome, paired, plain, plain_any, raises, seeds,
+                          watchdog)
+
+
+# -- argument strategies shared by the targets ---------------------------------------------
+@st.composite
+def shapes_near(draw, shape):
+    """Mostly `shape`; sometimes one axis off by one, or an axis too few or too many."""
+    choice = draw(st.integers(0, 11))
+    shape = tuple(shape)
+    if choice == 0 and shape:
+        i = draw(st.integers(0, len(shape) - 1))
+        return shape[:i] + (max(0, shape[i] + draw(st.sampled_from([-1, 1]))),) + shape[i + 1:]
+    if choice == 1 and shape:
+        return shape[:-1]
+    if choice == 2:
+        return shape + (1,)
+    return shape
+
+
+@st.composite
+def float_arg(draw, shape, allow_non_float=True, specials=True, scale=1.0, near=True):
+    """(argument as passed, its form, the shape drawn, whether its values are all finite)."""
+    shape = draw(shapes_near(shape)) if near else tuple(shape)
+    x, finite = draw(float_arrays(shape, specials=specials, scale=scale))
+    form = draw(forms(allow_non_float))
+    return make_form(x, form), form, shape, finite
+
+
+def float_ok(arg, shape):
+    """Whether a float argument drawn by float_arg is valid for `shape` (float form, finite, that shape)."""
+    return arg[3] and shape_ok(arg, shape)
+
+
+def shape_ok(arg, shape):
+    """Whether a float argument drawn by float_arg is floating point and of `shape` (NaN allowed:
+    NumPy layers pass it on, as NumPy and torch do)."""
+    value, form, drawn, finite = arg
+    return is_float_form(form) and np.shape(plain(value, np.float64)) == tuple(shape)
+
+
+@st.composite
+def lengths_arg(draw, batch, steps, low=0):
+    """(lengths as passed or None, whether valid). Mostly valid; sometimes out of range, the
+    wrong shape or dtype, a list or a narrow integer type."""
+    if draw(st.integers(0, 2)) == 0:
+        return None, True
+    values = draw(st.lists(st.integers(low, max(low, steps)), min_size=batch, max_size=batch))
+    kind = draw(st.sampled_from(["int64", "int64", "int32", "uint8", "list", "float", "bool", "bad_value",
+                                 "short", "2d"]))
+    arr = np.array(values, np.int64).reshape(batch)
+    if kind == "bad_value" and batch:
+        arr[draw(st.integers(0, batch - 1))] = draw(st.sampled_from([low - 1, steps + 1, -(2**40)]))
+    if kind == "short":
+        arr = arr[:-1] if batch else np.zeros(1, np.int64)
+    if kind == "2d":
+        arr = arr[None]
+    value = {"int32": arr.astype(np.int32), "uint8": arr.astype(np.uint8) if arr.size and arr.min() >= 0 else arr,
+             "list": arr.tolist(), "float": arr.astype(np.float64), "bool": arr > 0}.get(kind, arr)
+    return value, lengths_valid(value, batch, steps, low)
+
+
+def lengths_valid(value, batch, steps, low=0):
+    """Whether lengths (or None) are `batch` integers in [low, steps]."""
+    if value is None:
+        return True
+    check = np.asarray(value)
+    return check.dtype.kind in "iu" and check.shape == (batch,) and bool(np.all((check >= low) & (check <= steps)))
+
+
+def plain_lengths(value):
+    return None if value is None else np.asarray(value)
+
+
+# -- recurrent layers ----------------------------------------------------------------------
+@st.composite
+def recurrent_config(draw):
+    cls = draw(st.sampled_from([ln.LSTM, ln.GRU]))
+    return cls, dict(input_size=draw(st.integers(1, 4)), hidden_size=draw(st.integers(1, 4)),
+                     num_layers=draw(st.integers(1, 2)), bias=draw(st.booleans()), batch_first=draw(st.booleans()),
+                     bidirectional=draw(st.booleans()), dtype=draw(layer_dtypes), seed=draw(seeds))
+
+
+def recurrent_reference(layer, x, h0, c0, lengths):
+    fn = reference.lstm_forward if isinstance(layer, ln.LSTM) else reference.gru_forward
+    kw = dict(num_layers=layer.num_layers, bidirectional=layer.bidirectional, h0=h0, lengths=lengths,
+              batch_first=layer.batch_first)
+    if isinstance(layer, ln.LSTM):
+        kw["c0"] = c0
+    result = fn(x, layer.state_dict(), **kw)
+    return result[:-1]
+
+
+@given(data=st.data())
+@watchdog
+def test_recurrent_forward_backward(data):
+    draw = data.draw
+    cls, cfg = draw(recurrent_config())
+    lstm = cls is ln.LSTM
+    a, b = cls(**cfg), cls(**cfg)            # a takes the plain arguments, b their drawn forms
+    I, H, dtype = cfg["input_size"], cfg["hidden_size"], np.dtype(cfg["dtype"])
+    LD = cfg["num_layers"] * (2 if cfg["bidirectional"] else 1)
+    T, B = draw(st.integers(0, 4)), draw(st.integers(0, 3))
+    shape = (B, T, I) if cfg["batch_first"] else (T, B, I)
+    x = draw(float_arg(shape))
+    lengths, _ = draw(lengths_arg(B, T))
+    states = [draw(float_arg((LD, B, H))) for _ in range(2 if lstm else 1)] if draw(st.booleans()) else None
+    names = ["x", "lengths", "hx", "h0", "c0"]
+
+    def call(layer, args, lens, st_):
+        hx = None if st_ is None else (tuple(st_) if lstm else st_[0])
+        return outcome(lambda: layer(args, hx=hx, lengths=lens), *names)
+
+    expected = call(a, plain(x[0], dtype), plain_lengths(lengths), None if states is None else [plain(s[0], dtype) for s in states])
+    got = call(b, x[0], lengths, None if states is None else [s[0] for s in states])
+    assert_same(got, expected)
+    xs = np.shape(plain(x[0], dtype))
+    valid = float_ok(x, xs) and len(xs) == 3 and xs[2] == I and min(xs[:2]) > 0
+    if valid:
+        Bx, Tx = (xs[0], xs[1]) if cfg["batch_first"] else (xs[1], xs[0])
+        valid = lengths_valid(lengths, Bx, Tx) and (states is None or all(float_ok(s, (LD, Bx, H)) for s in states))
+    assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
+    if not valid:
+        return
+    out, h_n = got[0], got[1][0] if lstm else got[1]
+    x64 = plain(x[0], dtype).astype(np.float64)
+    ref = recurrent_reference(a, x64, None if states is None else plain(states[0][0], np.float64),
+                              None if states is None or not lstm else plain(states[1][0], np.float64),
+                              plain_lengths(lengths))
+    close(out, ref[0], dtype, "out")
+    close(h_n, ref[1], dtype, "h_n")
+    if lstm:
+        close(got[1][1], ref[2], dtype, "c_n")
+    finite_result(got)
+
+    # backward: dout (sometimes the wrong shape or dtype), and final-state gradients
+    dout = draw(float_arg(out.shape))
+    dh = draw(float_arg((LD, B, H))) if draw(st.booleans()) else None
+    kw_plain = {} if dh is None else {"dh_n": plain(dh[0], dtype)}
+    kw_form = {} if dh is None else {"dh_n": dh[0]}
+    bnames = ["dout", "dh_n", "dc_n"]
+    expected = outcome(lambda: a.backward(plain(dout[0], dtype), **kw_plain), *bnames)
+    got = outcome(lambda: b.backward(dout[0], **kw_form), *bnames)
+    assert_same(got, expected)
+    valid = float_ok(dout, out.shape) and (dh is None or float_ok(dh, (LD, B, H)))
+    assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
+    assert_same(b.grads, a.grads)
+    if valid:
+        finite_result(got)
+        finite_result(list(b.grads.values()))
+
+
+@given(data=st.data())
+@watchdog
+def test_recurrent_step(data):
+    """layer.step on x_t (B, I) or (I,) in every form, with or without a carried state."""
+    draw = data.draw
+    cls, cfg = draw(recurrent_config())
+    lstm = cls is ln.LSTM
+    a, b = cls(**cfg), cls(**cfg)
+    I, H, L, dtype = cfg["input_size"], cfg["hidden_size"], cfg["num_layers"], np.dtype(cfg["dtype"])
+    unbatched = draw(st.booleans())
+    B = 1 if unbatched else draw(st.integers(0, 3))
+    x_shape = (I,) if unbatched else (B, I)
+    x = draw(float_arg(x_shape))
+    states = [draw(float_arg((L, B, H))) for _ in range(2 if lstm else 1)] if draw(st.booleans()) else None
+    names = ["x_t", "hx", "h0", "c0", "h", "c", "bidirectional"]
+
+    def call(layer, x_t, st_):
+        hx = None if st_ is None else (tuple(st_) if lstm else st_[0])
+        return outcome(lambda: _copy_result(layer.step(x_t, hx)), *names)
+
+    expected = call(a, plain(x[0], dtype), None if states is None else [plain(s[0], dtype) for s in states])
+    got = call(b, x[0], None if states is None else [s[0] for s in states])
+    assert_same(got, expected)
+    xs = np.shape(plain(x[0], dtype))
+    valid = not cfg["bidirectional"] and float_ok(x, xs) and len(xs) in (1, 2) and xs[-1] == I and xs[0] > 0
+    B = 1 if len(xs) == 1 else (xs[0] if xs else 0)
+    unbatched = len(xs) == 1
+    valid = valid and (states is None or all(float_ok(s, (L, B, H)) for s in states))
+    assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
+    if not valid:
+        return
+    # one step equals a one-step sequence from the same state
+    seq = plain(x[0], dtype).reshape(1, B, I)
+    if cfg["batch_first"]:
+        seq = seq.transpose(1, 0, 2)
+    hx = None if states is None else (tuple(plain(s[0], dtype) for s in states) if lstm else plain(states[0][0], dtype))
+    with ln.no_grad():
+        whole = a(seq, hx=hx)
+    h_t = got[0]
+    last = whole[0][:, 0] if cfg["batch_first"] else whole[0][0]
+    close(h_t, (last[0] if unbatched else last).astype(np.float64), dtype, "h_t")
+    finite_result(got)
+
+
+def _copy_result(value):
+    """A call's result with its arrays copied (step hands out buffers a later step rewrites)."""
+    if isinstance(value, tuple):
+        return tuple(_copy_result(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
+
+
+# -- feed-forward layers -------------------------------------------------------------------
+BACKWARD_NAMES = ("grad", "dout", "forward")   # a backward's argument (a wrapped recurrent layer's dout), or "needs a forward first"
+sizes = st.sampled_from([1, 2, 3, 5, 64])
+leading = st.lists(st.integers(0, 3), max_size=3)
+
+
+def _backward_pair(a, b, shape, dtype, draw, finite=False, **kw):
+    """Backward of a and b (after equal forwards) on a drawn gradient: equal outcomes, an error
+    exactly when the gradient is bad, equal parameter gradients. Returns (outcome, plain grad or None)."""
+    g = draw(float_arg(shape))
+    expected = outcome(lambda: a.backward(plain(g[0], dtype), **kw), *BACKWARD_NAMES)
+    got = outcome(lambda: b.backward(g[0], **kw), *BACKWARD_NAMES)
+    assert_same(got, expected)
+    valid = float_ok(g, shape) if finite else shape_ok(g, shape)
+    check_validity(valid, got)
+    assert_same(b.grads, a.grads)
+    return got, (plain(g[0], dtype) if valid else None)
+
+
+@given(data=st.data())
+@watchdog
+def test_linear(data):
+    draw = data.draw
+    n_in, n_out, bias, dtype, seed = draw(sizes), draw(sizes), draw(st.booleans()), draw(layer_dtypes), draw(seeds)
+    shape = tuple(draw(leading)) + (n_in,)
+    x = draw(float_arg(shape))
+    a, b, got = paired(lambda: ln.Linear(n_in, n_out, bias=bias, seed=seed, dtype=dtype), lambda m, v: m(v),
+                       [plain(x[0], dtype)], [x[0]], ["x"])
+    xs = np.shape(plain(x[0], dtype))
+    check_validity(is_float_form(x[1]) and len(xs) >= 1 and xs[-1] == n_in, got)
+    if isinstance(got, Raised):
+        return
+    x64 = plain(x[0], dtype).astype(np.float64)
+    w = a.weight.data.astype(np.float64)
+    bvec = 0 if a.bias is None else a.bias.data.astype(np.float64)
+    with np.errstate(all="ignore"):
+        close(got, x64 @ w.T + bvec, dtype, "y")
+    if x[3]:
+        finite_result(got)
+    out, g = _backward_pair(a, b, got.shape, dtype, draw)
+    if g is not None and x[3] and np.isfinite(g).all():
+        g64 = g.astype(np.float64).reshape(-1, n_out)
+        close(out, (g64 @ w).reshape(xs), dtype, "dx")
+        close(a.weight.grad, g64.T @ x64.reshape(-1, n_in), dtype, "weight.grad", scale=10)
+
+
+@given(data=st.data())
+@watchdog
+def test_embedding(data):
+    draw = data.draw
+    num, dim, dtype, seed = draw(st.integers(1, 6)), draw(st.integers(1, 4)), draw(layer_dtypes), draw(seeds)
+    padding_idx = draw(st.one_of(st.none(), st.integers(-num, num - 1)))
+    shape = tuple(draw(leading))
+    ids = np.random.default_rng(draw(seeds)).integers(0, num, shape)
+    if ids.size and draw(st.integers(0, 5)) == 0:
+        ids.flat[draw(st.integers(0, ids.size - 1))] = draw(st.sampled_from([-1, num, 2**40]))
+    form = draw(st.sampled_from(["int64", "int32", "uint8", "uint64", "list", "float", "bool", "object", "scalar"]))
+    value = {"int32": ids.astype(np.int32), "uint8": ids.astype(np.uint8) if ids.size == 0 or ids.min() >= 0 else ids,
+             "uint64": ids.astype(np.uint64) if ids.size == 0 or ids.min() >= 0 else ids, "list": ids.tolist(),
+             "float": ids.astype(np.float32), "bool": ids > 0, "object": ids.astype(object),
+             "scalar": int(ids.flat[0]) if ids.size else 0}.get(form, ids)
+    arr = np.asarray(value)
+    a, b, got = paired(lambda: ln.Embedding(num, dim, padding_idx=padding_idx, seed=seed, dtype=dtype),
+                       lambda m, v: m(v), [arr], [value], ["ids"])
+    check_validity(arr.dtype.kind in "iu" and bool(np.all((arr >= 0) & (arr < num))), got)
+    if isinstance(got, Raised):
+        return
+    assert_same(got, a.weight.data[arr])
+    out, g = _backward_pair(a, b, got.shape, dtype, draw)
+    assert out is None or isinstance(out, Raised)
+    if g is not None:
+        expected = np.zeros((num, dim))
+        np.add.at(expected, arr.reshape(-1), g.reshape(-1, dim).astype(np.float64))
+        if padding_idx is not None:
+            expected[padding_idx % num] = 0
+        close(a.weight.grad, expected, dtype, "weight.grad")
+
+
+def _float_kind_ok(x):
+    return is_float_form(x[1])
+
+
+@given(data=st.data())
+@watchdog
+def test_dropout(data):
+    draw = data.draw
+    p, seed, training = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9])), draw(seeds), draw(st.booleans())
+    x = draw(float_arg(tuple(draw(leading)) + (draw(st.integers(0, 3)),)))
+
+    def make():
+        return ln.Dropout(p, seed=seed).train(training)
+    a, b, got = paired(make, lambda m, v: m(v), [plain_any(x[0])], [x[0]], ["x"])
+    check_validity(_float_kind_ok(x), got)
+    if isinstance(got, Raised):
+        return
+    xp = plain_any(x[0])
+    keep = 1.0 - p if training else 1.0
+    scaled = xp * (np.ones((), xp.dtype) / xp.dtype.type(keep))     # as the mask scales
+    assert np.all((got == 0) | (got == scaled) | (np.isnan(got) & ~np.isfinite(xp)))
+    out, g = _backward_pair(a, b, np.shape(got), xp.dtype, draw)
+    if g is not None:
+        mask = a._mask[2]
+        assert_same(np.asarray(out), g if mask is None else g * mask)
+
+
+@given(data=st.data())
+@watchdog
+def test_activations(data):
+    draw = data.draw
+    cls = draw(st.sampled_from([ln.ReLU, ln.Tanh, ln.Sigmoid]))
+    x = draw(float_arg(tuple(draw(leading)) + (draw(st.integers(0, 3)),), scale=draw(st.sampled_from([1.0, 50.0]))))
+    a, b, got = paired(cls, lambda m, v: m(v), [plain_any(x[0])], [x[0]], ["x"])
+    check_validity(_float_kind_ok(x), got)
+    if isinstance(got, Raised):
+        return
+    xp = plain_any(x[0])
+    x64 = xp.astype(np.float64)
+    with np.errstate(all="ignore"):
+        expected = {ln.ReLU: np.maximum(x64, 0), ln.Tanh: np.tanh(x64), ln.Sigmoid: 1 / (1 + np.exp(-x64))}[cls]
+    assert got.dtype == xp.dtype
+    tol = 2e-3 if xp.dtype == np.float16 else 2e-6
+    np.testing.assert_allclose(got.astype(np.float64), expected, rtol=tol, atol=tol, equal_nan=True)
+    out, g = _backward_pair(a, b, np.shape(got), xp.dtype, draw)
+    if g is not None:
+        y = got.astype(np.float64)
+        deriv = {ln.ReLU: (y > 0) * 1.0, ln.Tanh: 1 - y * y, ln.Sigmoid: y * (1 - y)}[cls]
+        assert out.dtype == xp.dtype
+        np.testing.assert_allclose(out.astype(np.float64), g.astype(np.float64) * deriv, rtol=tol, atol=tol,
+                                   equal_nan=True)
+
+
+@given(data=st.data())
+@watchdog
+def test_layer_norm(data):
+    draw = data.draw
+    n, affine, dtype = draw(st.integers(1, 5)), draw(st.booleans()), draw(layer_dtypes)
+    eps = draw(st.sampled_from([1e-5, 1e-3, 0.0, -1.0, float("nan"), float("inf")]))
+    made = outcome(lambda: ln.LayerNorm(n, eps=eps, elementwise_affine=affine, dtype=dtype), "eps")
+    check_validity(0 < eps < float("inf"), made)
+    if isinstance(made, Raised):
+        return
+    shape = tuple(draw(leading)) + (n,)
+    x = draw(float_arg(shape))
+    a, b, got = paired(lambda: ln.LayerNorm(n, eps=eps, elementwise_affine=affine, dtype=dtype),
+                       lambda m, v: m(v), [plain(x[0], dtype)], [x[0]], ["x"])
+    xs = np.shape(plain(x[0], dtype))
+    check_validity(is_float_form(x[1]) and len(xs) >= 1 and xs[-1] == n, got)
+    if isinstance(got, Raised):
+        return
+    x64 = plain(x[0], dtype).astype(np.float64)
+    with np.errstate(all="ignore"):
+        mean = x64.mean(axis=-1, keepdims=True)
+        expected = (x64 - mean) / np.sqrt(((x64 - mean) ** 2).mean(axis=-1, keepdims=True) + eps)
+    close(got, expected, dtype, "y", scale=10)
+    if x[3]:
+        finite_result(got)
+    out, g = _backward_pair(a, b, got.shape, dtype, draw)
+    if g is not None and x[3] and np.isfinite(g).all():
+        finite_result(out)
+
+
+@given(data=st.data())
+@watchdog
+def test_last_timestep(data):
+    draw = data.draw
+    B, T, F = draw(st.integers(0, 3)), draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    x = draw(float_arg((B, T, F)))
+    lengths, _ = draw(lengths_arg(B, T, low=1))
+    a, b, got = paired(ln.LastTimestep, lambda m, v, l: m(v, lengths=l), [plain_any(x[0]), plain_lengths(lengths)],
+                       [x[0], lengths], ["x", "lengths"])
+    xs = np.shape(plain_any(x[0]))
+    valid = _float_kind_ok(x) and len(xs) == 3 and xs[1] > 0 and lengths_valid(lengths, xs[0], xs[1], low=1)
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    xp = plain_any(x[0])
+    last = np.full(xs[0], xs[1] - 1) if lengths is None else np.asarray(lengths) - 1
+    assert_same(got, xp[np.arange(xs[0]), last])
+    out, g = _backward_pair(a, b, got.shape, xp.dtype, draw)
+    if g is not None:
+        expected = np.zeros(xs, xp.dtype)
+        expected[np.arange(xs[0]), last] = g
+        assert_same(out, expected)
+
+
+@given(data=st.data())
+@watchdog
+def test_time_distributed(data):
+    draw = data.draw
+    n, k, dtype, seed = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(layer_dtypes), draw(seeds)
+    kind = draw(st.sampled_from(["linear", "tanh", "layer_norm"]))
+    inner = {"linear": lambda: ln.Linear(n, k, seed=seed, dtype=dtype), "tanh": ln.Tanh,
+             "layer_norm": lambda: ln.LayerNorm(n, dtype=dtype)}[kind]
+    shape = (draw(st.integers(0, 3)), draw(st.integers(0, 3))) + tuple(draw(st.lists(st.integers(1, 2), max_size=1))) + (n,)
+    x = draw(float_arg(shape))
+    prep = plain_any if kind == "tanh" else (lambda v: plain(v, dtype))
+    a, b, got = paired(lambda: ln.TimeDistributed(inner()), lambda m, v: m(v), [prep(x[0])], [x[0]], ["x"])
+    xs = np.shape(prep(x[0]))
+    check_validity(is_float_form(x[1]) and len(xs) >= 3 and (xs[-1] == n or kind == "tanh"), got)
+    if isinstance(got, Raised):
+        return
+    xp = prep(x[0])
+    assert_same(got, inner().forward(xp.reshape((-1,) + xs[2:])).reshape(xs[:2] + got.shape[2:]))
+    out, g = _backward_pair(a, b, got.shape, got.dtype, draw)
+    if g is not None:
+        assert out.shape == xs
+
+
+@given(data=st.data())
+@watchdog
+def test_residual(data):
+    draw = data.draw
+    n, dtype, seed = draw(st.integers(1, 4)), draw(layer_dtypes), draw(seeds)
+    kind = draw(st.sampled_from(["linear", "tanh", "lstm", "gru"]))
+    inner = {"linear": lambda: ln.Linear(n, n, seed=seed, dtype=dtype), "tanh": ln.Tanh,
+             "lstm": lambda: ln.LSTM(n, n, batch_first=True, seed=seed, dtype=dtype),
+             "gru": lambda: ln.GRU(n, n, batch_first=True, seed=seed, dtype=dtype)}[kind]
+    B, T = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    x = draw(float_arg((B, T, n)))
+    recurrent = kind in ("lstm", "gru")
+    lengths, _ = draw(lengths_arg(B, T)) if recurrent else (None, True)
+    prep = plain_any if kind == "tanh" else (lambda v: plain(v, dtype))
+    names = ["x", "lengths"]
+    a, b, got = paired(lambda: ln.Residual(inner()), lambda m, v, l: m(v, lengths=l),
+                       [prep(x[0]), plain_lengths(lengths)], [x[0], lengths], names)
+    xs = np.shape(prep(x[0]))
+    valid = is_float_form(x[1]) and (kind == "tanh" or (len(xs) >= 1 and xs[-1] == n))
+    if recurrent:
+        valid = valid and x[3] and len(xs) == 3 and min(xs[:2]) > 0 and lengths_valid(lengths, xs[0], xs[1])
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    xp = prep(x[0])
+    inner_out = inner().seq_forward(xp, plain_lengths(lengths))
+    assert_same(got, (xp + inner_out).astype(inner_out.dtype))
+    out, g = _backward_pair(a, b, got.shape, got.dtype, draw, finite=recurrent)
+    if g is not None:
+        assert out.shape == xs and out.dtype == got.dtype
+
+
+def _attention_oracle(layer, h, query, lengths):
+    h = h.astype(np.float64)
+    B, T, _ = h.shape
+    pre = np.einsum("bth,ah->bta", h, layer.W_h.data.astype(np.float64))[:, None] + layer.bias.data
+    single = query is not None and query.ndim == 2
+    if query is not None:
+        q = query.astype(np.float64)
+        q = q[:, None] if single else q
+        pre = pre + np.einsum("bqs,as->bqa", q, layer.W_s.data.astype(np.float64))[:, :, None]
+    scores = np.tanh(pre) @ layer.v.data.astype(np.float64)
+    valid = np.ones((B, T), bool) if lengths is None else np.arange(T)[None] < np.asarray(lengths)[:, None]
+    valid = np.broadcast_to(valid[:, None], scores.shape)
+    e = np.where(valid, np.exp(scores - np.max(np.where(valid, scores, -np.inf), axis=-1, keepdims=True)), 0)
+    total = e.sum(axis=-1, keepdims=True)
+    alpha = e / np.where(total > 0, total, 1)
+    context = alpha @ h
+    return context[:, 0] if query is None or single else context
+
+
+@given(data=st.data())
+@watchdog
+def test_attention(data):
+    draw = data.draw
+    H, dtype, seed = draw(st.integers(1, 4)), draw(layer_dtypes), draw(seeds)
+    Q = draw(st.one_of(st.none(), st.integers(1, 3)))
+    A = draw(st.one_of(st.none(), st.integers(1, 3)))
+    B, T = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    h = draw(float_arg((B, T, H)))
+    query = None
+    if Q is not None or draw(st.integers(0, 5)) == 0:
+        qshape = (B, Q or 2) if draw(st.booleans()) else (B, draw(st.integers(0, 2)), Q or 2)
+        query = draw(float_arg(qshape))
+    lengths, _ = draw(lengths_arg(B, T))
+    names = ["h", "query", "lengths"]
+
+    def make():
+        return ln.Attention(H, query_size=Q, attention_size=A, seed=seed, dtype=dtype)
+    qp = None if query is None else plain(query[0], dtype)
+    a, b, got = paired(make, lambda m, v, q, l: m(v, query=q, lengths=l), [plain(h[0], dtype), qp, plain_lengths(lengths)],
+                       [h[0], None if query is None else query[0], lengths], names)
+    hs = np.shape(plain(h[0], dtype))
+    valid = shape_ok(h, hs) and len(hs) == 3 and hs[2] == H and min(hs[:2]) > 0
+    if valid:
+        valid = lengths_valid(lengths, hs[0], hs[1]) and (query is None) == (Q is None)
+    if valid and query is not None:
+        qs = np.shape(qp)
+        valid = shape_ok(query, qs) and len(qs) in (2, 3) and qs[0] == hs[0] and qs[-1] == Q
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    with np.errstate(all="ignore"):
+        expected = _attention_oracle(a, plain(h[0], dtype), qp, plain_lengths(lengths))
+    if h[3] and (query is None or query[3]):
+        close(got, expected, dtype, "context")
+        finite_result(got)
+    out, g = _backward_pair(a, b, got.shape, dtype, draw)
+    if g is not None and not isinstance(out, Raised) and out is not None:
+        dh = out if query is None else out[0]
+        assert dh.shape == hs
+
+
+@given(data=st.data())
+@watchdog
+def test_multihead_attention(data):
+    draw = data.draw
+    heads, head_dim, dtype, seed, bias = draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(layer_dtypes), \
+        draw(seeds), draw(st.booleans())
+    E = heads * head_dim
+    B, T = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    x = draw(float_arg((B, T, E)))
+    lengths, _ = draw(lengths_arg(B, T, low=1))
+
+    def make():
+        return ln.MultiheadAttention(E, heads, bias=bias, seed=seed, dtype=dtype)
+    a, b, got = paired(make, lambda m, v, l: m(v, lengths=l), [plain(x[0], dtype), plain_lengths(lengths)],
+                       [x[0], lengths], ["x", "lengths"])
+    xs = np.shape(plain(x[0], dtype))
+    valid = shape_ok(x, xs) and len(xs) == 3 and xs[2] == E and min(xs[:2]) > 0 and \
+        lengths_valid(lengths, xs[0], xs[1], low=1)
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    if x[3]:
+        import torch
+        m = torch.nn.MultiheadAttention(E, heads, bias=bias, batch_first=True, dtype=torch.float64)
+        m.load_state_dict({k: torch.tensor(v.astype(np.float64)) for k, v in a.state_dict().items()})
+        t = torch.tensor(plain(x[0], np.float64))
+        pad = None if lengths is None else torch.tensor(np.arange(xs[1])[None] >= np.asarray(lengths)[:, None])
+        with torch.no_grad():
+            y = m(t, t, t, key_padding_mask=pad, need_weights=False)[0].numpy()
+        if lengths is not None:
+            y = np.where((np.arange(xs[1])[None] < np.asarray(lengths)[:, None])[:, :, None], y, 0)
+        close(got, y, dtype, "y")
+        finite_result(got)
+    out, g = _backward_pair(a, b, got.shape, dtype, draw)
+    if g is not None:
+        assert out.shape == xs
+
+
+def _conv_oracle(layer, x, lengths):
+    x = x.astype(np.float64)
+    B, T, C = x.shape
+    if lengths is not None:
+        x = np.where((np.arange(T)[None] < np.asarray(lengths)[:, None])[:, :, None], x, 0)
+    p, s, d, k = layer.padding, layer.stride, layer.dilation, layer.kernel_size
+    xp = np.pad(x, ((0, 0), (p, p), (0, 0)))
+    T_out = (T + 2 * p - d * (k - 1) - 1) // s + 1
+    w = layer.weight.data.astype(np.float64)
+    y = np.zeros((B, T_out, w.shape[0]))
+    for t in range(T_out):
+        window = xp[:, t * s + np.arange(k) * d]                     # (B, k, C)
+        y[:, t] = np.einsum("bkc,ock->bo", window, w)
+    if layer.bias is not None:
+        y += layer.bias.data
+    if lengths is not None:
+        out_len = (np.asarray(lengths) + 2 * p - d * (k - 1) - 1) // s + 1
+        y[np.arange(T_out)[None] >= out_len[:, None]] = 0
+    return y
+
+
+@given(data=st.data())
+@watchdog
+def test_conv1d(data):
+    draw = data.draw
+    c_in, c_out, k = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride, padding, dilation = draw(st.integers(1, 2)), draw(st.integers(0, 2)), draw(st.integers(1, 2))
+    bias, dtype, seed = draw(st.booleans()), draw(layer_dtypes), draw(seeds)
+    B, T = draw(st.integers(0, 3)), draw(st.integers(0, 5))
+    x = draw(float_arg((B, T, c_in)))
+    lengths, _ = draw(lengths_arg(B, T))
+
+    def make():
+        return ln.Conv1d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation, bias=bias, seed=seed,
+                         dtype=dtype)
+    a, b, got = paired(make, lambda m, v, l: m(v, lengths=l), [plain(x[0], dtype), plain_lengths(lengths)],
+                       [x[0], lengths], ["x", "lengths"])
+    xs = np.shape(plain(x[0], dtype))
+    span = dilation * (k - 1) + 1
+    valid = float_ok(x, xs) and len(xs) == 3 and xs[2] == c_in and min(xs[:2]) > 0 and xs[1] + 2 * padding >= span
+    if valid:
+        valid = lengths_valid(lengths, xs[0], xs[1]) and (
+            lengths is None or bool(np.all(np.asarray(lengths) + 2 * padding >= span)))
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    close(got, _conv_oracle(a, plain(x[0], dtype), plain_lengths(lengths)), dtype, "y")
+    finite_result(got)
+    out, g = _backward_pair(a, b, got.shape, dtype, draw, finite=True)
+    if g is not None:
+        assert out.shape == xs
+        finite_result(out)
+
+
+@given(data=st.data())
+@watchdog
+def test_max_pool1d(data):
+    draw = data.draw
+    k = draw(st.integers(1, 3))
+    stride = draw(st.one_of(st.none(), st.integers(1, 2)))
+    padding = draw(st.integers(0, k // 2))
+    B, T, C = draw(st.integers(0, 3)), draw(st.integers(0, 5)), draw(st.integers(0, 2))
+    x = draw(float_arg((B, T, C)))
+    lengths, _ = draw(lengths_arg(B, T))
+    a, b, got = paired(lambda: ln.MaxPool1d(k, stride=stride, padding=padding), lambda m, v, l: m(v, lengths=l),
+                       [plain_any(x[0]), plain_lengths(lengths)], [x[0], lengths], ["x", "lengths"])
+    xs = np.shape(plain_any(x[0]))
+    s = stride or k
+    valid = is_float_form(x[1]) and len(xs) == 3 and xs[1] + 2 * padding >= k
+    if valid:
+        valid = lengths_valid(lengths, xs[0], xs[1]) and (
+            lengths is None or bool(np.all(np.asarray(lengths) + 2 * padding >= k)))
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    xp = plain_any(x[0]).astype(np.float64)
+    Bx, Tx, Cx = xs
+    padded = np.full((Bx, Tx + 2 * padding, Cx), -np.inf)
+    padded[:, padding:padding + Tx] = xp
+    if lengths is not None:
+        padded[np.arange(Tx + 2 * padding)[None] >= (np.asarray(lengths) + padding)[:, None]] = -np.inf
+    T_out = (Tx + 2 * padding - k) // s + 1
+    expected = np.stack([padded[:, t * s:t * s + k].max(axis=1) for t in range(T_out)], axis=1) if T_out else \
+        np.zeros((Bx, 0, Cx))
+    if lengths is not None:
+        expected[np.arange(T_out)[None] >= ((np.asarray(lengths) + 2 * padding - k) // s + 1)[:, None]] = 0
+    assert got.dtype == plain_any(x[0]).dtype
+    np.testing.assert_array_equal(got.astype(np.float64), expected.astype(got.dtype).astype(np.float64))
+    out, g = _backward_pair(a, b, got.shape, got.dtype, draw)
+    if g is not None:
+        assert out.shape == xs
