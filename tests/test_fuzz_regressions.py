@@ -161,3 +161,13 @@ def test_max_pool_returns_native_floats_and_checks_the_gradient_dtype():
     assert y.dtype == np.float32 and y.dtype.isnative
     with pytest.raises(TypeError, match="grad must be a floating-point array"):
         pool.backward(np.ones((1, 2, 2), np.int32))
+
+
+def test_predict_batch_size_must_be_a_positive_integer():
+    # predict ran int(batch_size): 2.5 became 2, "3" became 3 and True became 1, where fit refuses them.
+    model = ln.Sequential(ln.Linear(2, 1))
+    X = np.ones((4, 2), np.float32)
+    for bad in (2.5, "3", True, 0):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            model.predict(X, batch_size=bad)
+    assert model.predict(X, batch_size=np.int64(3)).shape == (4, 1)

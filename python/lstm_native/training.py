@@ -305,9 +305,10 @@ def predict(model, X, lengths=None, batch_size=None, initial_state=None, return_
     _check_batch_first(model)
     X = _inputs(X, model)
     n = len(X)
-    batch_size = n if batch_size is None else int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if batch_size is None:
+        batch_size = n
+    elif not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")   # int() took 2.5 and "2"
     stateful = initial_state is not None or return_state
     was_training = model.training
     model.eval()
