@@ -648,3 +648,196 @@ def test_max_pool1d(data):
     out, g = _backward_pair(a, b, got.shape, got.dtype, draw)
     if g is not None:
         assert out.shape == xs
+
+
+# -- models: Sequential forward/backward, predict, stream, fit ---------------------------------
+@st.composite
+def model_specs(draw):
+    """A recipe for a small model (built twice, identically, by build_model) and its input."""
+    kind = draw(st.sampled_from(["recurrent", "recurrent", "embedding", "conv", "dense", "mha"]))
+    return dict(kind=kind, F=draw(st.integers(1, 3)), H=draw(st.integers(1, 3)), out=draw(st.integers(1, 2)),
+                cell=draw(st.sampled_from(["LSTM", "GRU"])), layers=draw(st.integers(1, 2)),
+                bidirectional=draw(st.booleans()) and draw(st.booleans()), residual=draw(st.booleans()),
+                middle=draw(st.sampled_from([None, "layer_norm", "dropout", "tanh"])),
+                head=draw(st.sampled_from(["last", "attention", "per_step"])), vocab=draw(st.integers(2, 5)),
+                dtype=draw(layer_dtypes), seed=draw(seeds))
+
+
+def build_model(spec):
+    """The model of a spec: identical weights and random streams for identical specs."""
+    s, dt = spec["seed"], spec["dtype"]
+    F, H, out = spec["F"], spec["H"], spec["out"]
+    if spec["kind"] == "dense":
+        return ln.Sequential(ln.Linear(F, H, seed=s, dtype=dt), ln.ReLU(), ln.Linear(H, out, seed=s + 1, dtype=dt))
+    layers = []
+    if spec["kind"] == "embedding":
+        layers.append(ln.Embedding(spec["vocab"], F, padding_idx=0, seed=s, dtype=dt))
+    if spec["kind"] == "conv":
+        layers += [ln.Conv1d(F, F, 2, padding=1, seed=s, dtype=dt), ln.ReLU(), ln.MaxPool1d(2, stride=1)]
+    if spec["kind"] == "mha":
+        layers += [ln.MultiheadAttention(F, 1, seed=s, dtype=dt)]
+    cell = getattr(ln, spec["cell"])
+    D = 2 if spec["bidirectional"] else 1
+    layers.append(cell(F, H, num_layers=spec["layers"], batch_first=True, bidirectional=spec["bidirectional"],
+                       dropout=0.5 if spec["layers"] > 1 else 0.0, seed=s + 2, dtype=dt))
+    width = D * H
+    if spec["residual"]:
+        layers.append(ln.Residual(ln.GRU(width, width, batch_first=True, seed=s + 3, dtype=dt)))
+    middle = spec["middle"]
+    if middle:
+        layers.append({"layer_norm": lambda: ln.LayerNorm(width, dtype=dt), "dropout": lambda: ln.Dropout(0.3, seed=s),
+                       "tanh": ln.Tanh}[middle]())
+    if spec["head"] == "last":
+        layers.append(ln.LastTimestep())
+    elif spec["head"] == "attention":
+        layers.append(ln.Attention(width, seed=s + 4, dtype=dt))
+    layers.append(ln.Linear(width, out, seed=s + 5, dtype=dt))
+    return ln.Sequential(*layers)
+
+
+def output_shape(spec, B, T):
+    if spec["kind"] == "dense" or spec["head"] != "per_step":
+        return (B, spec["out"])
+    return (B, T, spec["out"])
+
+
+@st.composite
+def model_inputs(draw, spec, B=None, T=None, near=True):
+    """(X as passed, X as the model's plain dtype reads it, whether X is valid, B, T, lengths)."""
+    B = draw(st.integers(0, 4)) if B is None else B
+    T = draw(st.integers(0, 4)) if T is None else T
+    dt = spec["dtype"]
+    if spec["kind"] == "embedding":
+        ids = np.random.default_rng(draw(seeds)).integers(0, spec["vocab"], (B, T))
+        form = draw(st.sampled_from(["int64", "int64", "int32", "list", "float"]))
+        value = {"int32": ids.astype(np.int32), "list": ids.tolist(), "float": ids.astype(np.float32)}.get(form, ids)
+        plain_x = np.asarray(value)
+        if plain_x.dtype.kind == "f":
+            plain_x = plain_x.astype(dt)
+        valid = form != "float" and plain_x.shape == (B, T)
+        x_ok = valid
+    else:
+        shape = (B, spec["F"]) if spec["kind"] == "dense" else (B, T, spec["F"])
+        x = draw(float_arg(shape, near=near))
+        value, plain_x = x[0], plain(x[0], dt)
+        xs = np.shape(plain_x)
+        if spec["kind"] == "dense":      # Linear layers: any leading axes, even empty ones
+            valid = is_float_form(x[1]) and len(xs) >= 1 and xs[-1] == spec["F"]
+            B = xs[0] if len(xs) >= 2 else 1
+        else:
+            valid = float_ok(x, xs) and len(xs) == 3 and xs[2] == spec["F"]
+        x_ok = x[3]
+    lengths = None
+    if spec["kind"] in ("recurrent", "embedding") and draw(st.booleans()):
+        lengths = draw(st.lists(st.integers(1, max(T, 1)), min_size=B, max_size=B))
+        lengths = np.array(lengths, np.int64).reshape(B)
+    if spec["kind"] != "dense":
+        valid = valid and np.ndim(plain_x) >= 2
+        if valid:
+            B, T = np.shape(plain_x)[:2]
+            valid = B > 0 and T > 0 and lengths_valid(lengths, B, T, low=1)
+    return value, plain_x, valid, B, T, lengths, x_ok
+
+
+MODEL_NAMES = ("x", "X", "ids", "h", "lengths", "grad", "dout", "y", "target")
+
+
+@given(data=st.data())
+@watchdog
+def test_sequential_forward_backward(data):
+    draw = data.draw
+    spec = draw(model_specs())
+    value, plain_x, valid, B, T, lengths, x_ok = draw(model_inputs(spec))
+    a, b, got = paired(lambda: build_model(spec), lambda m, v, l: m(v, lengths=l), [plain_x, lengths],
+                       [value, lengths], MODEL_NAMES)
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    if spec["kind"] != "dense":
+        assert got.shape == output_shape(spec, B, T)
+    if x_ok:
+        finite_result(got)
+    g = draw(float_arg(got.shape))
+    dt = spec["dtype"]
+    need = draw(st.booleans()) and spec["kind"] != "embedding"
+    expected = outcome(lambda: a.backward(plain(g[0], dt), need_input_grad=need), *MODEL_NAMES)
+    out = outcome(lambda: b.backward(g[0], need_input_grad=need), *MODEL_NAMES)
+    assert_same(out, expected)
+    if g[3]:                          # NaN reaches Linear's NumPy product or a recurrent layer's check
+        check_validity(shape_ok(g, got.shape), out)
+    assert_same(b.grads, a.grads)
+    if not isinstance(out, Raised) and x_ok and g[3]:
+        finite_result(list(a.grads.values()))
+        if need:
+            assert out.shape == np.shape(plain_x)
+
+
+@given(data=st.data())
+@watchdog
+def test_predict(data):
+    draw = data.draw
+    spec = draw(model_specs())
+    value, plain_x, valid, B, T, lengths, x_ok = draw(model_inputs(spec))
+    batch_size = draw(st.sampled_from([None, None, 1, 2, 3, 0, -1, 2.5, "2", True]))
+    bs_ok = batch_size is None or (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0)
+    a, b, got = paired(lambda: build_model(spec), lambda m, v, l, bs: m.predict(v, lengths=l, batch_size=bs),
+                       [plain_x, lengths, batch_size], [value, lengths, batch_size], MODEL_NAMES + ("batch_size",))
+    n = len(plain_x) if np.ndim(plain_x) else 0
+    check_validity(valid and bs_ok and n > 0, got)
+    if isinstance(got, Raised):
+        return
+    assert a.training and b.training                       # predict restores the mode
+    a.eval()
+    with ln.no_grad():
+        whole = a(plain_x, lengths=lengths)
+    close(got, whole.astype(np.float64), spec["dtype"], "predict")
+    if x_ok:
+        finite_result(got)
+    # state carried between two calls gives one call's result (recurrent models without lengths)
+    if spec["kind"] in ("recurrent", "embedding") and not spec["bidirectional"] and spec["head"] == "per_step" \
+            and lengths is None and T >= 2 and spec["middle"] != "layer_norm" or False:
+        cut = T // 2
+        first, state = b.predict(plain_x[:, :cut], return_state=True)
+        second = b.predict(plain_x[:, cut:], initial_state=state)
+        close(np.concatenate([first, second], axis=1), whole.astype(np.float64), spec["dtype"], "carried state")
+
+
+@given(data=st.data())
+@watchdog
+def test_stream(data):
+    """stream.step(x_t) gives what predict gives on the series so far; x_t in any form."""
+    draw = data.draw
+    spec = draw(model_specs())
+    spec["bidirectional"] = False
+    if spec["head"] == "attention":
+        spec["head"] = "last"
+    model = build_model(spec)
+    stream = outcome(model.stream, "stream")
+    if spec["kind"] in ("conv", "mha"):
+        assert isinstance(stream, Raised) and isinstance(stream.exc, TypeError)
+        return
+    assert not isinstance(stream, Raised)
+    value, plain_x, valid, B, T, lengths, x_ok = draw(model_inputs(spec, T=draw(st.integers(1, 3)), near=False))
+    if not valid:
+        return
+    if spec["kind"] == "dense":
+        T, plain_x, value = 1, plain_x[:, None], np.asarray(value)[:, None]
+    for t in range(T):
+        step_value = np.asarray(value)[:, t] if spec["kind"] == "dense" else _step_of(value, t)
+        got = outcome(lambda: stream.step(step_value), "x_t", "x", "ids", "step")
+        if isinstance(got, Raised):      # only for NaN/inf in the steps so far
+            assert not np.isfinite(np.asarray(plain_x[:, :t + 1], np.float64)).all(), got
+            return
+        with ln.no_grad():
+            model.eval()
+            whole = model(plain_x[:, 0] if spec["kind"] == "dense" else plain_x[:, :t + 1])
+            model.train()
+        expected = whole if spec["head"] != "per_step" or spec["kind"] == "dense" else whole[:, -1]
+        close(got, expected.astype(np.float64), spec["dtype"], f"step {t}")
+
+
+def _step_of(value, t):
+    """Time step t of a batch in the same form (a list stays a list)."""
+    if isinstance(value, list):
+        return [row[t] for row in value]
+    return np.asarray(value)[:, t] if not isinstance(value, np.ndarray) else value[:, t]
