@@ -171,3 +171,18 @@ def test_predict_batch_size_must_be_a_positive_integer():
         with pytest.raises(ValueError, match="batch_size must be a positive integer"):
             model.predict(X, batch_size=bad)
     assert model.predict(X, batch_size=np.int64(3)).shape == (4, 1)
+
+
+def test_fit_checks_clipping_limits_and_scalar_targets_up_front():
+    # clip_grad_norm=0 failed at the first batch with "max_norm must be > 0" (naming no fit
+    # argument); a scalar y raised "len() of unsized object".
+    model = ln.Sequential(ln.Linear(2, 1))
+    X, y = np.ones((4, 2), np.float32), np.ones((4, 1), np.float32)
+    for name in ("clip_grad_norm", "clip_grad_value"):
+        for bad in (0.0, -1, float("nan"), "1", True):
+            with pytest.raises(ValueError, match=f"{name} must be a positive number or None"):
+                model.fit(X, y, verbose=0, **{name: bad})
+    with pytest.raises(ValueError, match="y must hold one target per sample"):
+        model.fit(X, np.float32(1.0), verbose=0)
+    with pytest.raises(ValueError, match="y must hold one target per sample"):
+        model.evaluate(X, 1.0)

@@ -40,6 +40,13 @@ def _inputs(X, model, name="X"):
     return X
 
 
+def _targets(y):
+    y = to_numpy(y, "y")
+    if y.ndim == 0:
+        raise ValueError("y must hold one target per sample (at least 1-D), got a scalar")
+    return y
+
+
 def _check_batch_first(model):
     for name, m in model.named_modules():
         if getattr(m, "batch_first", None) is False:
@@ -80,7 +87,7 @@ class Samples:
 def _samples(model, X, y, lengths, validation_data, validation_split):
     """The checked training Samples and the validation tuple (X, y[, lengths]) or None."""
     X = _inputs(X, model)
-    y = to_numpy(y, "y")
+    y = _targets(y)
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y must have the same number of samples, got {n} and {len(y)}")
@@ -232,6 +239,10 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for name, limit in (("clip_grad_norm", clip_grad_norm), ("clip_grad_value", clip_grad_value)):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float, np.number))
+                                  or not 0 < limit < math.inf):   # else the first batch fails, naming max_norm
+            raise ValueError(f"{name} must be a positive number or None, got {limit!r}")
     samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
     run = Fit(model, _optimizer_for(model, optimizer), scheduler, loss, loss_kwargs, seed, epochs, callbacks,
               clip_grad_norm, clip_grad_value)
@@ -255,7 +266,7 @@ def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_
     """Mean loss (and accuracy for classification losses) over (X, y), in eval mode."""
     loss_fn = losses.get(loss)
     X = _inputs(X, model)
-    y = to_numpy(y, "y")
+    y = _targets(y)
     if len(y) != len(X):
         raise ValueError(f"X and y must have the same number of samples, got {len(X)} and {len(y)}")
     total, correct, counted, n = 0.0, 0, 0, len(X)
