@@ -186,3 +186,23 @@ def test_fit_checks_clipping_limits_and_scalar_targets_up_front():
         model.fit(X, np.float32(1.0), verbose=0)
     with pytest.raises(ValueError, match="y must hold one target per sample"):
         model.evaluate(X, 1.0)
+
+
+@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU])
+def test_step_and_stream_refuse_a_non_finite_state(cls):
+    # step copied a given state into its buffers unchecked (the core checks x_t only): c0 with
+    # -inf gave an output of -0 and a cell state of -inf without an error. A stream's initial
+    # state goes the same way.
+    layer = cls(4, 4, seed=0)
+    h = np.zeros((1, 1, 4), np.float32)
+    bad = h.copy()
+    bad[0, 0, 2] = -np.inf
+    x = np.ones((1, 4), np.float32)
+    with pytest.raises(ValueError, match="c0 contains NaN or infinity" if cls is ln.LSTM else "h0 contains NaN"):
+        layer.step(x, (h, bad) if cls is ln.LSTM else bad)
+    with pytest.raises(ValueError, match="h0 contains NaN or infinity"):
+        layer.step(x, (bad, h) if cls is ln.LSTM else bad)
+    model = ln.Sequential(cls(4, 4, batch_first=True, seed=0))
+    state = [(h, bad) if cls is ln.LSTM else bad]
+    with pytest.raises(ValueError, match="initial_state contains NaN or infinity"):
+        model.stream(state)

@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_shape, sequence_batch
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_finite, require_shape, \
+    sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter, module_structure_version
@@ -191,6 +192,7 @@ class RecurrentBase(Module):
             else:
                 given = float_array(given, name, self.dtype)
                 require_shape(given, name, (L, B, H), "(num_layers, batch, hidden_size)")
+                require_finite(given, name)    # the core checks x_t, not the state it updates in place
                 np.copyto(own, given)
         self._advance(x, h, c)
         return (h[-1, 0] if unbatched else h[-1]), h, c
