@@ -150,14 +150,14 @@ def test_recurrent_forward_backward(data):
 
     # backward: dout (sometimes the wrong shape or dtype), and final-state gradients
     dout = draw(float_arg(out.shape))
-    dh = draw(float_arg((LD, B, H))) if draw(st.booleans()) else None
+    dh = draw(float_arg((LD, Bx, H))) if draw(st.booleans()) else None
     kw_plain = {} if dh is None else {"dh_n": plain(dh[0], dtype)}
     kw_form = {} if dh is None else {"dh_n": dh[0]}
     bnames = ["dout", "dh_n", "dc_n"]
     expected = outcome(lambda: a.backward(plain(dout[0], dtype), **kw_plain), *bnames)
     got = outcome(lambda: b.backward(dout[0], **kw_form), *bnames)
     assert_same(got, expected)
-    valid = float_ok(dout, out.shape) and (dh is None or float_ok(dh, (LD, B, H)))
+    valid = float_ok(dout, out.shape) and (dh is None or float_ok(dh, (LD, Bx, H)))
     assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
     assert_same(b.grads, a.grads)
     if valid:
