@@ -206,3 +206,25 @@ def test_step_and_stream_refuse_a_non_finite_state(cls):
     state = [(h, bad) if cls is ln.LSTM else bad]
     with pytest.raises(ValueError, match="initial_state contains NaN or infinity"):
         model.stream(state)
+
+
+def test_losses_check_their_arguments_and_give_native_gradients():
+    # mse/mae took object targets (and strings failed in astype with a bare "could not
+    # convert"); a big-endian prediction gave a big-endian gradient; cross_entropy with 0 classes
+    # hit a reshape error, with string class weights a bare conversion error; bce_with_logits'
+    # pos_weight of another shape failed in NumPy broadcasting.
+    pred = np.zeros((2, 3), np.float32)
+    for fn in (ln.losses.mse, ln.losses.mae):
+        with pytest.raises(TypeError, match="target must be numeric"):
+            fn(pred, np.zeros((2, 3), object))
+        grad = fn(pred.astype(">f4"), np.ones((2, 3)))[1]
+        assert grad.dtype == np.float32 and grad.dtype.isnative
+    with pytest.raises(ValueError, match="logits must have at least one class"):
+        ln.losses.cross_entropy(np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
+    with pytest.raises(TypeError, match="weight must be numeric"):
+        ln.losses.cross_entropy(pred, np.zeros(2, np.int64), weight=["a", "b", "c"])
+    assert ln.losses.cross_entropy(pred.astype(">f4"), np.zeros(2, np.int64))[1].dtype.isnative
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(2,\) does not broadcast"):
+        ln.losses.bce_with_logits(pred, np.zeros((2, 3)), pos_weight=np.ones(2))
+    with pytest.raises(TypeError, match="pos_weight must be numeric"):
+        ln.losses.bce_with_logits(pred, np.zeros((2, 3)), pos_weight="2")
