@@ -911,3 +911,181 @@ def test_fit(data):
         check_validity(True, got)
         assert len(got.get("loss", [])) == kw["epochs"]
         finite_result(list(a.state_dict().values()))
+
+
+# -- losses ----------------------------------------------------------------------------------
+LOSS_NAMES = ("pred", "target", "mask", "logits", "weight", "pos_weight", "ignore_index")
+
+
+@st.composite
+def mask_arg(draw, lead):
+    """None, or a mask over leading axes (sometimes the wrong shape, ints or a list); (value, valid)."""
+    if draw(st.integers(0, 2)) == 0 or not lead:
+        return None, True
+    k = draw(st.integers(1, len(lead)))
+    shape = tuple(lead[:k])
+    if draw(st.integers(0, 7)) == 0:
+        shape = shape[:-1] + (shape[-1] + 1,)
+    m = np.random.default_rng(draw(seeds)).random(shape) < 0.7
+    value = draw(st.sampled_from([m, m, m.astype(np.int64), m.tolist() if m.ndim else m]))
+    return value, shape == tuple(lead[:k])
+
+
+def _numeric(arg):
+    """Whether a drawn argument holds real numbers (floats or integers, not bools)."""
+    return np.asarray(arg[0]).dtype.kind in "fiu"
+
+
+def _broadcasts(small, shape):
+    try:
+        return np.broadcast_shapes(small, shape) == tuple(shape)
+    except ValueError:
+        return False
+
+
+def _mask_fits(mask, shape):
+    return mask is None or np.shape(mask) == tuple(shape[:np.ndim(mask)])
+
+
+@given(data=st.data())
+@watchdog
+def test_elementwise_losses(data):
+    """mse and mae: against float64 formulas, any form of pred/target, masks, (N,) vs (N, 1)."""
+    draw = data.draw
+    name = draw(st.sampled_from(["mse", "mae"]))
+    fn = getattr(ln.losses, name)
+    shape = tuple(draw(st.lists(st.integers(0, 3), min_size=1, max_size=3)))
+    pred = draw(float_arg(shape))
+    tshape = shape
+    if draw(st.integers(0, 5)) == 0:
+        tshape = shape + (1,) if draw(st.booleans()) else tuple(d for d in shape if d != 1)
+    target = draw(float_arg(tshape))
+    mask, mask_ok = draw(mask_arg(shape))
+    pd = plain_any(pred[0])
+    td = plain_any(target[0])
+    got = outcome(lambda: fn(pred[0], target[0], mask=mask), *LOSS_NAMES)
+    expected = outcome(lambda: fn(pd, td, mask=None if mask is None else np.asarray(mask)), *LOSS_NAMES)
+    assert_same(got, expected)
+    ps, ts = np.shape(pd), np.shape(td)
+    same = ps == ts or (int(np.prod(ps)) == int(np.prod(ts)) and [d for d in ps if d != 1] == [d for d in ts if d != 1])
+    target_numeric = np.asarray(td).dtype.kind in "fiub"
+    valid = is_float_form(pred[1]) and target_numeric and same and _mask_fits(mask, ps)
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    value, grad = got
+    assert isinstance(value, float) and grad.shape == ps and grad.dtype == pd.dtype
+    d = pd.astype(np.float64) - np.asarray(td, np.float64).reshape(ps)
+    w = np.ones(ps) if mask is None else np.broadcast_to(np.asarray(mask, bool).reshape(
+        np.shape(mask) + (1,) * (len(ps) - np.ndim(mask))), ps).astype(np.float64)
+    count = w.sum()
+    with np.errstate(all="ignore"):
+        ev = 0.0 if count == 0 else float(((d * d if name == "mse" else np.abs(d)) * w).sum() / count)
+        eg = np.zeros(ps) if count == 0 else (2 * d if name == "mse" else np.sign(d)) * w / count
+    tol = 1e-2 if pd.dtype == np.float16 else 1e-6
+    np.testing.assert_allclose(value, ev, rtol=tol, atol=tol, equal_nan=True)
+    np.testing.assert_allclose(grad.astype(np.float64), eg, rtol=tol, atol=tol, equal_nan=True)
+
+
+@given(data=st.data())
+@watchdog
+def test_cross_entropy(data):
+    draw = data.draw
+    lead = tuple(draw(st.lists(st.integers(0, 3), min_size=1, max_size=2)))
+    C = draw(st.integers(1, 4))
+    logits = draw(float_arg(lead + (C,)))
+    labels = np.random.default_rng(draw(seeds)).integers(0, C, lead)
+    ignore_index = draw(st.sampled_from([-100, 0, -1]))
+    if labels.size and draw(st.integers(0, 4)) == 0:
+        labels.flat[draw(st.integers(0, labels.size - 1))] = draw(st.sampled_from([-100, -1, C, C + 5]))
+    tform = draw(st.sampled_from(["int64", "int64", "int32", "uint8", "list", "float", "bool", "wrong_shape"]))
+    target = {"int32": labels.astype(np.int32), "uint8": labels.astype(np.uint8) if labels.min(initial=0) >= 0 else labels,
+              "list": labels.tolist(), "float": labels.astype(np.float32), "bool": labels > 0,
+              "wrong_shape": labels.reshape(-1)[:-1] if labels.size else np.zeros(1, np.int64)}.get(tform, labels)
+    weight = None
+    if draw(st.booleans()):
+        weight = draw(float_arg((C,), specials=False))
+    mask, mask_ok = draw(mask_arg(lead))
+    lp = plain_any(logits[0])
+    tp = np.asarray(target)
+    wp = None if weight is None else plain_any(weight[0])
+    got = outcome(lambda: ln.losses.cross_entropy(logits[0], target, weight=None if weight is None else weight[0],
+                                                  ignore_index=ignore_index, mask=mask), *LOSS_NAMES)
+    expected = outcome(lambda: ln.losses.cross_entropy(lp, tp, weight=wp, ignore_index=ignore_index,
+                                                       mask=None if mask is None else np.asarray(mask)), *LOSS_NAMES)
+    assert_same(got, expected)
+    ls = np.shape(lp)
+    valid = is_float_form(logits[1]) and len(ls) >= 2 and ls[-1] > 0 and tp.dtype.kind in "iu" and tp.shape == ls[:-1] and \
+        (weight is None or (_numeric(weight) and np.shape(wp) == (ls[-1],))) and _mask_fits(mask, ls)
+    if valid:
+        counted = (tp != ignore_index)
+        if mask is not None:
+            counted &= np.broadcast_to(np.asarray(mask, bool).reshape(np.shape(mask) + (1,) * (tp.ndim - np.ndim(mask))),
+                                       tp.shape)
+        valid = bool(np.all(~counted | ((tp >= 0) & (tp < ls[-1]))))
+    check_validity(valid, got)
+    if isinstance(got, Raised) or not logits[3]:
+        return
+    import torch
+    value, grad = got
+    w64 = None if wp is None else np.asarray(wp, np.float64)
+    t_labels = np.where(counted, tp.astype(np.int64), ignore_index if ignore_index < 0 else -100).reshape(-1)
+    if not counted.any() or (w64 is not None and np.where(counted.reshape(-1), w64[np.where(counted.reshape(-1), t_labels, 0)], 0).sum() == 0):
+        assert value == 0.0 and not grad.any()
+        return
+    tl = torch.tensor(lp.astype(np.float64).reshape(-1, ls[-1]), requires_grad=True)
+    torch_loss = torch.nn.functional.cross_entropy(tl, torch.tensor(t_labels), weight=None if w64 is None else torch.tensor(w64),
+                                                   ignore_index=ignore_index if ignore_index < 0 else -100)
+    torch_loss.backward()
+    tol = 1e-2 if lp.dtype == np.float16 else 1e-5
+    np.testing.assert_allclose(value, torch_loss.item(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad.reshape(-1, ls[-1]).astype(np.float64), tl.grad.numpy(), rtol=tol, atol=tol)
+
+
+@given(data=st.data())
+@watchdog
+def test_bce_with_logits(data):
+    draw = data.draw
+    shape = tuple(draw(st.lists(st.integers(0, 3), min_size=1, max_size=3)))
+    logits = draw(float_arg(shape, scale=draw(st.sampled_from([1.0, 100.0]))))
+    target = draw(float_arg(shape))
+    target_value = target[0]
+    if is_float_form(target[1]):      # probabilities in [0, 1]
+        target_value = make_form(1 / (1 + np.exp(-np.nan_to_num(plain(target[0], np.float32)))), target[1]) \
+            if target[3] else target[0]
+    pos_weight = None
+    if draw(st.booleans()):
+        pos_weight = draw(float_arg((shape[-1],), specials=False))
+    mask, mask_ok = draw(mask_arg(shape))
+    lp, tp = plain_any(logits[0]), plain_any(target_value)
+    pw = None if pos_weight is None else plain_any(pos_weight[0])
+    got = outcome(lambda: ln.losses.bce_with_logits(logits[0], target_value, pos_weight=None if pos_weight is None
+                                                    else pos_weight[0], mask=mask), *LOSS_NAMES)
+    expected = outcome(lambda: ln.losses.bce_with_logits(lp, tp, pos_weight=pw,
+                                                         mask=None if mask is None else np.asarray(mask)), *LOSS_NAMES)
+    assert_same(got, expected)
+    ls, ts = np.shape(lp), np.shape(tp)
+    same = ls == ts or (int(np.prod(ls)) == int(np.prod(ts)) and [d for d in ls if d != 1] == [d for d in ts if d != 1])
+    valid = is_float_form(logits[1]) and np.asarray(tp).dtype.kind in "fiub" and same and \
+        (pos_weight is None or (_numeric(pos_weight) and _broadcasts(np.shape(pw), ls))) and \
+        _mask_fits(mask, ls)
+    check_validity(valid, got)
+    if isinstance(got, Raised) or not (logits[3] and target[3]):
+        return
+    value, grad = got
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    import torch
+    m = np.ones(ls) if mask is None else np.broadcast_to(np.asarray(mask, bool).reshape(
+        np.shape(mask) + (1,) * (len(ls) - np.ndim(mask))), ls).astype(np.float64)
+    if m.sum() == 0:
+        assert value == 0.0
+        return
+    tl = torch.tensor(lp.astype(np.float64), requires_grad=True)
+    per = torch.nn.functional.binary_cross_entropy_with_logits(
+        tl, torch.tensor(np.asarray(tp, np.float64).reshape(ls)), reduction="none",
+        pos_weight=None if pw is None else torch.tensor(np.asarray(pw, np.float64)))
+    total = (per * torch.tensor(m)).sum() / m.sum()
+    total.backward()
+    tol = 1e-2 if lp.dtype == np.float16 else 1e-5
+    np.testing.assert_allclose(value, total.item(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad.astype(np.float64), tl.grad.numpy(), rtol=tol, atol=tol)
