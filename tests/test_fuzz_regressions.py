@@ -228,3 +228,26 @@ def test_losses_check_their_arguments_and_give_native_gradients():
         ln.losses.bce_with_logits(pred, np.zeros((2, 3)), pos_weight=np.ones(2))
     with pytest.raises(TypeError, match="pos_weight must be numeric"):
         ln.losses.bce_with_logits(pred, np.zeros((2, 3)), pos_weight="2")
+
+
+def test_optimizer_hyperparameters_are_finite_real_numbers():
+    # float() took lr="0.1" and True, None raised a bare float() error; lr, momentum or
+    # weight_decay of inf were taken (NaN parameters after one step); betas=0.9 raised "'float'
+    # object is not subscriptable"; eps=0 gives 0/0 = NaN where a gradient is zero.
+    p = [ln.Parameter(np.zeros(3, np.float32))]
+    for bad in ("0.1", True, None):
+        with pytest.raises(TypeError, match="lr must be a number"):
+            ln.optim.SGD(p, lr=bad)
+    for key in ("lr", "momentum", "weight_decay"):
+        with pytest.raises(ValueError, match=f"{key} must be finite"):
+            ln.optim.SGD(p, **{key: float("inf")})
+    with pytest.raises(TypeError, match="betas must be a pair"):
+        ln.optim.Adam(p, betas=0.9)
+    with pytest.raises(TypeError, match="betas must be a pair"):
+        ln.optim.Adam(p, betas=(0.9,))
+    for cls in (ln.optim.Adam, ln.optim.RMSprop, ln.optim.Adagrad):
+        with pytest.raises(ValueError, match="eps must be > 0"):
+            cls(p, eps=0.0)
+    opt = ln.optim.Adam(p, lr=np.float32(0.1), betas=[0.5, 0.9])     # NumPy numbers and lists still work
+    opt.step()
+    assert np.isfinite(p[0].data).all()
