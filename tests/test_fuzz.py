@@ -1089,3 +1089,107 @@ def test_bce_with_logits(data):
     tol = 1e-2 if lp.dtype == np.float16 else 1e-5
     np.testing.assert_allclose(value, total.item(), rtol=tol, atol=tol)
     np.testing.assert_allclose(grad.astype(np.float64), tl.grad.numpy(), rtol=tol, atol=tol)
+
+
+# -- optimizers, schedules, clipping ---------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+BAD_NUMBERS = [-1.0, NAN, INF, "0.1", None, True]
+
+
+def _number_ok(v, low=0.0, high=INF, low_open=False, high_open=True):
+    """A real number (not a bool or string), finite, within the bounds."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        return False
+    return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+
+def _hyper(draw, good):
+    return draw(st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(BAD_NUMBERS)))
+
+
+@st.composite
+def optimizer_configs(draw):
+    name = draw(st.sampled_from(["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]))
+    kw = {"lr": _hyper(draw, [1e-3, 0.1, 0.0, 2])}
+    if name == "SGD":
+        kw.update(momentum=_hyper(draw, [0.0, 0.9, 2]), dampening=_hyper(draw, [0.0, 0.3]),
+                  weight_decay=_hyper(draw, [0.0, 0.01]), nesterov=draw(st.booleans()))
+    elif name in ("Adam", "AdamW"):
+        kw.update(betas=draw(st.sampled_from([(0.9, 0.999), (0.8, 0.95), [0.5, 0.0], (1.0, 0.9), (0.9, NAN), (0.9,),
+                                              0.9, ("a", 0.9)])),
+                  eps=_hyper(draw, [1e-8, 1e-3, 0.0]), weight_decay=_hyper(draw, [0.0, 0.01]),
+                  amsgrad=draw(st.booleans()))
+    elif name == "RMSprop":
+        kw.update(alpha=_hyper(draw, [0.99, 0.5, 0.0]), eps=_hyper(draw, [1e-8, 0.0]),
+                  weight_decay=_hyper(draw, [0.0, 0.01]), momentum=_hyper(draw, [0.0, 0.9]),
+                  centered=draw(st.booleans()))
+    else:
+        kw.update(lr_decay=_hyper(draw, [0.0, 0.01]), weight_decay=_hyper(draw, [0.0, 0.01]),
+                  initial_accumulator_value=_hyper(draw, [0.0, 0.1]), eps=_hyper(draw, [1e-10, 0.0]))
+    return name, kw
+
+
+def _optimizer_valid(name, kw):
+    ok = _number_ok(kw["lr"])
+    for key in ("weight_decay", "momentum", "lr_decay", "initial_accumulator_value"):
+        if key in kw:
+            ok = ok and _number_ok(kw[key])
+    if "dampening" in kw:
+        ok = ok and _number_ok(kw["dampening"], low=-INF)
+    if "eps" in kw:
+        ok = ok and _number_ok(kw["eps"], low_open=True)     # eps = 0 divides 0 by 0 on a zero gradient
+    if "alpha" in kw:
+        ok = ok and _number_ok(kw["alpha"], high=1.0)
+    if "betas" in kw:
+        b = kw["betas"]
+        ok = ok and isinstance(b, (tuple, list)) and len(b) == 2 and all(_number_ok(v, high=1.0) for v in b)
+    if kw.get("nesterov"):
+        ok = ok and _number_ok(kw["momentum"]) and kw["momentum"] > 0 and kw["dampening"] == 0
+    return ok
+
+
+OPT_NAMES = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "betas", "betas[0]", "betas[1]", "eps",
+             "alpha", "lr_decay", "initial_accumulator_value", "params", "Parameters", "parameters")
+
+
+@given(data=st.data())
+@watchdog
+def test_optimizers(data):
+    """Construction with good and bad hyperparameters; three steps against torch.optim."""
+    draw = data.draw
+    name, kw = draw(optimizer_configs())
+    dtype = draw(layer_dtypes)
+    shapes = draw(st.lists(st.lists(st.integers(0, 3), max_size=3).map(tuple), max_size=3))
+    rng = np.random.default_rng(draw(seeds))
+    params = [ln.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    opt = outcome(lambda: getattr(ln.optim, name)(params, **kw), *OPT_NAMES)
+    check_validity(_optimizer_valid(name, kw) and len(params) > 0, opt)
+    if isinstance(opt, Raised):
+        return
+    import torch
+    theirs = [torch.tensor(p.data.astype(np.float64), requires_grad=True) for p in params]
+    tkw = dict(kw, betas=tuple(kw["betas"])) if "betas" in kw else kw
+    topt = getattr(torch.optim, name)(theirs, **tkw)
+    with_nan = draw(st.integers(0, 9)) == 0
+    for step in range(3):
+        for p, t in zip(params, theirs):
+            g = rng.standard_normal(p.shape).astype(dtype)
+            if with_nan and g.size:
+                g.flat[0] = np.nan
+            p.grad[...] = g
+            t.grad = torch.tensor(g.astype(np.float64))
+        opt.step()
+        topt.step()
+        if step == 1:          # a copy of the optimizer from its state continues the same way
+            twin_params = [ln.Parameter(p.data.copy()) for p in params]
+            twin = getattr(ln.optim, name)(twin_params, **kw)
+            twin.load_state_dict(opt.state_dict())
+    for p, t in zip(params, theirs):
+        close(p.data, t.detach().numpy(), dtype, "param", scale=50)
+    for tp, p in zip(twin_params, params):
+        tp.grad[...] = p.grad
+    twin.step()
+    for tp, p in zip(twin_params, params):
+        assert_same(tp.data, p.data)
+    if not with_nan:
+        finite_result([p.data for p in params])
