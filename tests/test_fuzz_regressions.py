@@ -251,3 +251,25 @@ def test_optimizer_hyperparameters_are_finite_real_numbers():
     opt = ln.optim.Adam(p, lr=np.float32(0.1), betas=[0.5, 0.9])     # NumPy numbers and lists still work
     opt.step()
     assert np.isfinite(p[0].data).all()
+
+
+def test_schedule_arguments_are_checked():
+    # step_size="3" raised "'<' not supported between str and int", None a bare int() error,
+    # 2.5 was truncated; gamma=inf or a negative eta_min/total_iters gave infinite or negative
+    # rates; ReduceLROnPlateau.step("high") a bare float() error.
+    opt = ln.optim.SGD([ln.Parameter(np.zeros(2, np.float32))], lr=0.1)
+    for bad, error in (("3", TypeError), (None, TypeError), (2.5, TypeError), (0, ValueError)):
+        with pytest.raises(error, match="step_size must be"):
+            ln.optim.StepLR(opt, step_size=bad)
+    with pytest.raises(ValueError, match="gamma must be finite"):
+        ln.optim.ExponentialLR(opt, gamma=float("inf"))
+    with pytest.raises(ValueError, match="eta_min must be >= 0"):
+        ln.optim.CosineAnnealingLR(opt, T_max=3, eta_min=-1.0)
+    with pytest.raises(ValueError, match="total_iters must be >= 0"):
+        ln.optim.LinearLR(opt, total_iters=-3)
+    with pytest.raises(ValueError, match="patience must be >= 0"):
+        ln.optim.ReduceLROnPlateau(opt, patience=-1)
+    plateau = ln.optim.ReduceLROnPlateau(opt)
+    with pytest.raises(TypeError, match="metric must be a number"):
+        plateau.step("high")
+    plateau.step(np.array(0.5))
