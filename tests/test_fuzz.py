@@ -1193,3 +1193,82 @@ def test_optimizers(data):
         assert_same(tp.data, p.data)
     if not with_nan:
         finite_result([p.data for p in params])
+
+
+def _int_ok(v, low):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low
+
+
+BAD_INTS = [0, -1, 2.5, "3", None, True]
+
+
+@st.composite
+def scheduler_configs(draw):
+    name = draw(st.sampled_from(["StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LinearWarmup",
+                                 "ReduceLROnPlateau"]))
+
+    def pick(good, bad):
+        return draw(st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(bad)))
+    if name == "StepLR":
+        kw = dict(step_size=pick([1, 2, 3], BAD_INTS), gamma=pick([0.1, 0.5, 1.0], BAD_NUMBERS))
+        valid = _int_ok(kw["step_size"], 1) and _number_ok(kw["gamma"])
+    elif name == "ExponentialLR":
+        kw = dict(gamma=pick([0.9, 0.5], BAD_NUMBERS))
+        valid = _number_ok(kw["gamma"])
+    elif name == "CosineAnnealingLR":
+        kw = dict(T_max=pick([1, 3, 10], BAD_INTS), eta_min=pick([0.0, 1e-4], BAD_NUMBERS))
+        valid = _int_ok(kw["T_max"], 1) and _number_ok(kw["eta_min"])
+    elif name == "LinearLR":
+        kw = dict(start_factor=pick([1 / 3, 0.5, 1.0], BAD_NUMBERS + [0.0, 1.5]),
+                  end_factor=pick([1.0, 0.5, 0.0], BAD_NUMBERS + [1.5]), total_iters=pick([0, 1, 5], BAD_INTS[1:]))
+        valid = _number_ok(kw["start_factor"], low_open=True, high=1.0, high_open=False) and \
+            _number_ok(kw["end_factor"], high=1.0, high_open=False) and _int_ok(kw["total_iters"], 0)
+    elif name == "LinearWarmup":
+        kw = dict(warmup_epochs=pick([0, 1, 3], BAD_INTS[1:]), start_factor=pick([0.1, 1.0], BAD_NUMBERS + [0.0]))
+        valid = _int_ok(kw["warmup_epochs"], 0) and _number_ok(kw["start_factor"], low_open=True, high=1.0,
+                                                               high_open=False)
+    else:
+        kw = dict(mode=pick(["min", "max"], ["up", None]), factor=pick([0.1, 0.5], BAD_NUMBERS + [0.0, 1.0]),
+                  patience=pick([0, 1, 2], [-1, 2.5, None]), threshold=pick([1e-4, 0.0], BAD_NUMBERS),
+                  threshold_mode=pick(["rel", "abs"], ["x"]), cooldown=pick([0, 1], [-1, 0.5]),
+                  min_lr=pick([0.0, 1e-5], BAD_NUMBERS), eps=pick([1e-8, 0.0], BAD_NUMBERS))
+        valid = kw["mode"] in ("min", "max") and _number_ok(kw["factor"], low_open=True, high=1.0) and \
+            _int_ok(kw["patience"], 0) and _number_ok(kw["threshold"]) and kw["threshold_mode"] in ("rel", "abs") and \
+            _int_ok(kw["cooldown"], 0) and _number_ok(kw["min_lr"]) and _number_ok(kw["eps"])
+    return name, kw, valid
+
+
+SCHED_NAMES = ("step_size", "gamma", "T_max", "eta_min", "start_factor", "end_factor", "total_iters", "warmup_epochs",
+               "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps", "metric")
+
+
+@given(data=st.data())
+@watchdog
+def test_schedulers(data):
+    """Schedules built with good and bad arguments; six epochs' rates against torch's schedulers."""
+    import torch
+    draw = data.draw
+    name, kw, valid = draw(scheduler_configs())
+    opt = ln.optim.SGD([ln.Parameter(np.zeros(2, np.float32))], lr=0.1)
+    sched = outcome(lambda: getattr(ln.optim, name)(opt, **kw), *SCHED_NAMES)
+    check_validity(valid, sched)
+    if isinstance(sched, Raised):
+        return
+    tp = torch.zeros(2, requires_grad=True)
+    topt = torch.optim.SGD([tp], lr=0.1)
+    tname, tkw = (name, kw) if name != "LinearWarmup" else \
+        ("LinearLR", dict(start_factor=kw["start_factor"], end_factor=1.0, total_iters=kw["warmup_epochs"]))
+    tsched = getattr(torch.optim.lr_scheduler, tname)(topt, **tkw)
+    metrics = draw(st.lists(st.sampled_from([1.0, 0.5, 0.5, 2.0, 0.1, NAN, np.float32(0.3)]), min_size=6, max_size=6))
+    for m in metrics:
+        assert abs(opt.lr - topt.param_groups[0]["lr"]) <= 1e-12 + 1e-9 * abs(opt.lr), (opt.lr, topt.param_groups[0]["lr"])
+        if name == "ReduceLROnPlateau":
+            sched.step(m)
+            tsched.step(m)
+        else:
+            sched.step()
+            tsched.step()
+        assert np.isfinite(opt.lr) and opt.lr >= 0
+    if name == "ReduceLROnPlateau":
+        raises(lambda: sched.step("high"), "metric")
+        raises(lambda: sched.step(None), "metric")
