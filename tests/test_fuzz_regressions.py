@@ -273,3 +273,19 @@ def test_schedule_arguments_are_checked():
     with pytest.raises(TypeError, match="metric must be a number"):
         plateau.step("high")
     plateau.step(np.array(0.5))
+
+
+def test_clipping_limits_are_numbers_above_zero():
+    # float() took "1" and True and gave None a bare float() error; norm_type=0 raised
+    # ZeroDivisionError, a negative one a FloatingPointError about a "-1.0-norm".
+    p = ln.Parameter(np.zeros(3, np.float32))
+    p.grad[...] = 1
+    for bad in ("1", None, True):
+        with pytest.raises(TypeError, match="max_norm must be a number"):
+            ln.clip_grad_norm_([p], bad)
+        with pytest.raises(TypeError, match="clip_value must be a number"):
+            ln.clip_grad_value_([p], bad)
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="norm_type must be > 0"):
+            ln.clip_grad_norm_([p], 1.0, norm_type=bad)
+    assert ln.clip_grad_norm_([p], float("inf")) == pytest.approx(3 ** 0.5)
