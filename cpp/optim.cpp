@@ -168,7 +168,9 @@ double total_norm(const TensorList<T>& g, bool infinity) {
         // Eigen's vectorised reductions; maxCoeff keeps NaN (sums keep it anyway).
         const auto x = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g.data[t] + lo - offset, hi - lo);
         if (infinity) {
-          acc = std::max(acc, double(x.abs().template maxCoeff<Eigen::PropagateNaN>()));
+          // std::max(acc, NaN) is acc: a NaN segment maximum must replace acc, not be compared
+          const double top = double(x.abs().template maxCoeff<Eigen::PropagateNaN>());
+          acc = std::isnan(top) ? top : std::max(acc, top);
         } else {  // float sums of 1024 squares (vectorised), accumulated in double
           for (Index j = 0; j < x.size(); j += 1024) acc += double(x.segment(j, std::min<Index>(1024, x.size() - j)).square().sum());
         }

@@ -289,3 +289,17 @@ def test_clipping_limits_are_numbers_above_zero():
         with pytest.raises(ValueError, match="norm_type must be > 0"):
             ln.clip_grad_norm_([p], 1.0, norm_type=bad)
     assert ln.clip_grad_norm_([p], float("inf")) == pytest.approx(3 ** 0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_infinity_norm_keeps_nan(dtype):
+    # the core's infinity norm took std::max(acc, NaN), which is acc: a NaN gradient gave a
+    # finite norm (0 for a lone NaN), so nothing said the gradients were broken.
+    p = ln.Parameter(np.zeros(5, dtype))
+    p.grad[...] = [0.5, np.nan, 0.1, 0.2, 0.3]
+    assert np.isnan(ln.clip_grad_norm_([p], 1.0, norm_type=float("inf")))
+    q = ln.Parameter(np.zeros((), dtype))
+    q.grad[...] = np.nan
+    assert np.isnan(ln.clip_grad_norm_([q], 1.0, norm_type=float("inf")))
+    with pytest.raises(FloatingPointError, match="is nan"):
+        ln.clip_grad_norm_([p], 1.0, norm_type=float("inf"), error_if_nonfinite=True)
