@@ -1272,3 +1272,82 @@ def test_schedulers(data):
     if name == "ReduceLROnPlateau":
         raises(lambda: sched.step("high"), "metric")
         raises(lambda: sched.step(None), "metric")
+
+
+@given(data=st.data())
+@watchdog
+def test_clipping(data):
+    """clip_grad_norm_ / clip_grad_value_ on every way of passing parameters, against torch."""
+    import torch
+    draw = data.draw
+    dtype = draw(layer_dtypes)
+    shapes = draw(st.lists(st.lists(st.integers(0, 3), max_size=3).map(tuple), max_size=3))
+    rng = np.random.default_rng(draw(seeds))
+    params = [ln.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    finite = True
+    for p in params:
+        p.grad[...] = rng.standard_normal(p.shape) * draw(st.sampled_from([0.01, 1.0, 100.0]))
+        if p.grad.size and draw(st.integers(0, 9)) == 0:
+            p.grad.flat[0] = draw(st.sampled_from([NAN, INF]))
+            finite = False
+    how = draw(st.sampled_from(["list", "list", "module", "generator", "one", "mixed_dtypes", "arrays"]))
+    if how == "one" and len(params) != 1:
+        how = "list"
+    mixed = how == "mixed_dtypes" and len(params) > 0
+    if mixed:
+        params.append(ln.Parameter(np.ones(2, np.float64 if dtype == np.float32 else np.float32)))
+    holder = ln.Module()
+    for i, p in enumerate(params):
+        setattr(holder, f"p{i}", p)
+
+    def arg():
+        return {"module": holder, "generator": (p for p in params), "one": params[0] if params else params,
+                "arrays": [p.data for p in params]}.get(how, params)
+    before = [p.grad.copy() for p in params]
+    kind = draw(st.sampled_from(["norm", "value"]))
+    names = ("max_norm", "norm_type", "clip_value", "Parameters", "dtype", "gradients")
+    if kind == "norm":
+        max_norm = draw(st.sampled_from([0.5, 1.0, 1e6, INF, 0.0, -1.0, NAN, "1", None, True]))
+        norm_type = draw(st.sampled_from([2.0, 2, INF, 1, 3, 0.5, 0, -1, NAN, "2", None]))
+        strict = draw(st.booleans())
+        call = lambda: ln.clip_grad_norm_(arg(), max_norm, norm_type=norm_type, error_if_nonfinite=strict)  # noqa: E731
+        valid = _number_ok(max_norm, low_open=True, high_open=False, high=INF) or max_norm == INF
+        valid = valid and (_number_ok(norm_type, low_open=True) or norm_type == INF)
+    else:
+        clip_value = draw(st.sampled_from([0.1, 1.0, INF, 0.0, -1.0, NAN, "1", None]))
+        strict = False
+        call = lambda: ln.clip_grad_value_(arg(), clip_value)  # noqa: E731
+        valid = _number_ok(clip_value, low_open=True) or clip_value == INF
+    valid = valid and (how != "arrays" or not params) and not mixed
+    try:
+        got = outcome(call, *names)
+    except FloatingPointError as exc:        # what error_if_nonfinite=True asks for
+        assert strict and not finite, exc
+        got = Raised(exc)
+    if isinstance(got, Raised) and isinstance(got.exc, FloatingPointError):
+        for p, b in zip(params, before):
+            assert_same(p.grad, b)
+        return
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        for p, b in zip(params, before):       # an error leaves the gradients alone
+            assert_same(p.grad, b)
+        return
+    assert isinstance(got, float)
+    theirs = [torch.tensor(b.astype(np.float64), requires_grad=False) for b in before]
+    for t in theirs:
+        t.grad = t.clone()
+    if kind == "norm":
+        sized = [t for t in theirs if t.numel()]     # (torch has no infinity norm of an empty tensor)
+        total = torch.nn.utils.clip_grad_norm_(sized, float(max_norm), norm_type=float(norm_type)).item() if sized else 0.0
+    else:
+        total = float(np.sqrt(sum(float((b.astype(np.float64) ** 2).sum()) for b in before)))
+        for t in theirs:
+            t.grad.clamp_(-float(clip_value), float(clip_value))
+    if not finite:
+        assert not np.isfinite(got) or kind == "value"
+        return
+    tol = 2e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(got, total, rtol=tol, atol=tol)
+    for p, t in zip(params, theirs):
+        np.testing.assert_allclose(p.grad.astype(np.float64), t.grad.numpy(), rtol=tol, atol=tol)
