@@ -303,3 +303,43 @@ def test_infinity_norm_keeps_nan(dtype):
     assert np.isnan(ln.clip_grad_norm_([q], 1.0, norm_type=float("inf")))
     with pytest.raises(FloatingPointError, match="is nan"):
         ln.clip_grad_norm_([p], 1.0, norm_type=float("inf"), error_if_nonfinite=True)
+
+
+def test_data_tools_check_their_arguments():
+    # Each of these raised an error naming nothing (or nothing at all): sliding_windows with
+    # dtype="nope" or target="a"; naive_forecast with horizon=-1 ("negative dimensions");
+    # a scaler fitted on a scalar (IndexError) or with feature_range=(0, inf) (every value
+    # scaled to 0); time_split with val="0.1", a scalar or a string among the arrays;
+    # pad_sequences with maxlen=True (taken as 1); Vocabulary.decode of float ids;
+    # noisy_sine with period=0 (NaN wave), n=-1 or n=2.5; sample_text(2.5).
+    series = np.arange(10.0)
+    with pytest.raises(TypeError, match="dtype must be a NumPy dtype"):
+        ln.data.sliding_windows(series, 3, dtype="nope")
+    with pytest.raises(TypeError, match="target must be a column index or a list of them"):
+        ln.data.sliding_windows(series[:, None], 3, target="a")
+    with pytest.raises(TypeError, match="target columns must be integers"):
+        ln.data.sliding_windows(series[:, None], 3, target=[0.5])
+    X, _ = ln.data.sliding_windows(series, 3)
+    with pytest.raises(ValueError, match="horizon must be >= 1"):
+        ln.data.naive_forecast(X, horizon=-1)
+    with pytest.raises(ValueError, match="data must be at least 1-D"):
+        ln.data.StandardScaler().fit(np.float32(1.0))
+    with pytest.raises(ValueError, match="feature_range must be a finite number"):
+        ln.data.MinMaxScaler((0, float("inf")))
+    with pytest.raises(TypeError, match="val must be a number"):
+        ln.data.time_split(series, val="0.1")
+    for bad in (3, "abc"):
+        with pytest.raises(TypeError, match="array 1 must be an array"):
+            ln.data.time_split(series, bad)
+    with pytest.raises(ValueError, match="maxlen must be a positive integer"):
+        ln.data.pad_sequences([np.ones(3)], maxlen=True)
+    vocab = ln.data.Vocabulary.from_text("a b")
+    with pytest.raises(TypeError, match="ids must be integers"):
+        vocab.decode(np.array([2.0, 3.0]))
+    with pytest.raises(ValueError, match="period must be a finite number > 0"):
+        ln.data.noisy_sine(10, period=0)
+    for bad, error in ((-1, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="n must be"):
+            ln.data.noisy_sine(bad)
+    with pytest.raises(TypeError, match="n_sentences must be an integer"):
+        ln.data.sample_text(2.5)
