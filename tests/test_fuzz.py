@@ -1351,3 +1351,201 @@ def test_clipping(data):
     np.testing.assert_allclose(got, total, rtol=tol, atol=tol)
     for p, t in zip(params, theirs):
         np.testing.assert_allclose(p.grad.astype(np.float64), t.grad.numpy(), rtol=tol, atol=tol)
+
+
+# -- data tools ------------------------------------------------------------------------------
+DATA_NAMES = ("series", "lookback", "horizon", "stride", "target", "dtype", "X", "x", "data", "columns",
+              "feature_range", "val", "test", "array", "arrays", "sequences", "sequence", "maxlen", "value",
+              "truncating", "text", "level", "ids", "tokens", "min_count", "n", "period", "noise", "n_sentences", "seed")
+SMALL_INTS = [1, 2, 3]
+BAD_COUNTS = [0, -1, 2.5, "2", None, True]
+
+
+@given(data=st.data())
+@watchdog
+def test_sliding_windows_and_naive_forecast(data):
+    draw = data.draw
+    T = draw(st.integers(0, 8))
+    F = draw(st.sampled_from([None, 1, 2, 3]))
+    series = draw(float_arg((T,) if F is None else (T, F)))
+    pick = lambda good, bad: draw(st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(bad)))  # noqa: E731
+    lookback, horizon, stride = pick(SMALL_INTS, BAD_COUNTS), pick(SMALL_INTS, BAD_COUNTS), pick(SMALL_INTS, BAD_COUNTS)
+    target = draw(st.sampled_from([None, None, 0, -1, [0], [0, 1], 5, [], "a"]))
+    dtype = draw(st.sampled_from([np.float32, np.float32, np.float64, "float16", "nope", int]))
+    s_plain = np.asarray(series[0])
+    got = outcome(lambda: ln.data.sliding_windows(series[0], lookback, horizon=horizon, stride=stride, target=target,
+                                                  dtype=dtype), *DATA_NAMES)
+    expected = outcome(lambda: ln.data.sliding_windows(plain_any(series[0]), lookback, horizon=horizon, stride=stride,
+                                                       target=target, dtype=dtype), *DATA_NAMES)
+    assert_same(got, expected)
+    s2 = s_plain if s_plain.ndim != 1 else s_plain[:, None]
+    counts_ok = all(_int_ok(v, 1) for v in (lookback, horizon, stride))
+    Fx = s2.shape[1] if s2.ndim == 2 else 0
+    cols = None if target is None else ([target] if isinstance(target, int) else target)
+    target_ok = cols is None or (isinstance(cols, list) and len(cols) > 0 and
+                                 all(isinstance(c, int) and -Fx <= c < Fx for c in cols))
+    dtype_ok = dtype in (np.float32, np.float64, "float16", int)
+    valid = s_plain.dtype.kind in "fiu" and s_plain.ndim in (1, 2) and counts_ok and target_ok and dtype_ok and \
+        s2.shape[0] >= lookback + horizon
+    check_validity(valid, got)
+    if isinstance(got, Raised):
+        return
+    X, y = got
+    n = (s2.shape[0] - lookback - horizon) // stride + 1
+    cols_ = list(range(Fx)) if cols is None else [c % Fx for c in cols]
+    for i in range(n):
+        assert_same(X[i], s2[i * stride:i * stride + lookback].astype(dtype))
+        window_y = s2[i * stride + lookback:i * stride + lookback + horizon][:, cols_].astype(dtype)
+        assert_same(y[i], window_y[:, 0] if y.ndim == 2 else window_y)
+    # naive forecast of those windows: the last value, repeated
+    h = pick([1, 2], [0, -1, 2.5, None])
+    fc = outcome(lambda: ln.data.naive_forecast(X, horizon=h, target=target), *DATA_NAMES)
+    check_validity(_int_ok(h, 1), fc)
+    if not isinstance(fc, Raised):
+        last = X[:, -1][:, cols_]
+        expected = np.repeat(last[:, None, :], h, axis=1)
+        assert_same(fc, expected[:, :, 0] if y.ndim == 2 else expected)
+
+
+@given(data=st.data())
+@watchdog
+def test_scalers(data):
+    draw = data.draw
+    cls = draw(st.sampled_from([ln.data.MinMaxScaler, ln.data.StandardScaler]))
+    kw = {}
+    if cls is ln.data.MinMaxScaler and draw(st.booleans()):
+        kw["feature_range"] = draw(st.sampled_from([(0.0, 1.0), (-1, 1), (1, 0), (0, INF), (NAN, 1), ("a", 1), (0,), 5]))
+    made = outcome(lambda: cls(**kw), *DATA_NAMES)
+    fr = kw.get("feature_range", (0.0, 1.0))
+    fr_ok = isinstance(fr, tuple) and len(fr) == 2 and all(_number_ok(v, low=-INF) for v in fr) and fr[1] > fr[0]
+    check_validity(fr_ok, made)
+    if isinstance(made, Raised):
+        return
+    F = draw(st.integers(1, 3))
+    shape = draw(st.sampled_from([(0,), (4,), (5, F), (2, 3, F), ()]))
+    fit_data = draw(float_arg(shape))
+    scaler = made
+    fitted = outcome(lambda: scaler.fit(fit_data[0]), *DATA_NAMES)
+    d = plain_any(fit_data[0])
+    fit_ok = d.dtype.kind in "fiu" and d.ndim >= 1 and d.size > 0 and bool(np.isfinite(np.asarray(d, np.float64)).all())
+    check_validity(fit_ok, fitted)
+    if isinstance(fitted, Raised):
+        return
+    rows = np.asarray(d, np.float64).reshape(-1, 1 if d.ndim == 1 else d.shape[-1])
+    x = draw(float_arg(d.shape))
+    out = outcome(lambda: scaler.transform(x[0]), *DATA_NAMES)
+    xp = plain_any(x[0])
+    check_validity(xp.dtype.kind in "fiu" and xp.ndim >= 1 and (xp.shape[-1] == rows.shape[1] or
+                                                                 (xp.ndim == 1 and rows.shape[1] == 1)), out)
+    if isinstance(out, Raised):
+        return
+    if cls is ln.data.MinMaxScaler:
+        lo, hi = float(fr[0]), float(fr[1])
+        span = np.where(rows.max(0) > rows.min(0), rows.max(0) - rows.min(0), 1.0)
+        expected = (np.asarray(xp, np.float64) - rows.min(0)) / span * (hi - lo) + lo
+    else:
+        std = rows.std(0)
+        expected = (np.asarray(xp, np.float64) - rows.mean(0)) / np.where(std > 0, std, 1.0)
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(np.asarray(out, np.float64), expected, rtol=1e-2 if xp.dtype == np.float16 else 1e-5,
+                                   atol=1e-2 if xp.dtype == np.float16 else 1e-5, equal_nan=True)
+    back = scaler.inverse_transform(out)
+    if x[3] and xp.dtype != np.float16:     # the round trip keeps out's precision over the fitted range
+        spread = float(np.max(np.abs(rows))) + 1.0
+        np.testing.assert_allclose(np.asarray(back, np.float64), np.asarray(xp, np.float64), rtol=1e-4,
+                                   atol=1e-6 * spread)
+    again = ln.data._Scaler.from_state(scaler.state())
+    assert_same(again.transform(xp), scaler.transform(xp))
+
+
+@given(data=st.data())
+@watchdog
+def test_time_split_and_pad_sequences(data):
+    draw = data.draw
+    n = draw(st.integers(0, 6))
+    arrays = [np.arange(n * k).reshape(n, k) if k else np.arange(n) for k in draw(st.lists(st.integers(0, 2), max_size=3))]
+    if arrays and draw(st.integers(0, 5)) == 0:
+        arrays.append(np.arange(n + 1))
+    if draw(st.integers(0, 7)) == 0:
+        arrays.append(draw(st.sampled_from([3, None, np.float32(1.0), "abc"])))
+    val = draw(st.sampled_from([0.15, 0.0, 0.5, 0.9, -0.1, 1.0, NAN, "0.1", None]))
+    test = draw(st.sampled_from([0.15, 0.0, 0.5, -0.1, NAN, "0.1"]))
+    got = outcome(lambda: ln.data.time_split(*arrays, val=val, test=test), *DATA_NAMES)
+    fractions_ok = _number_ok(val, high=1.0) and _number_ok(test, high=1.0) and val + test < 1
+    arrays_ok = len(arrays) > 0 and all(isinstance(a, (np.ndarray, list)) and np.ndim(a) >= 1 for a in arrays) and \
+        len({len(a) for a in arrays}) == 1
+    n_rows = len(arrays[0]) if arrays_ok else 0
+    if fractions_ok and arrays_ok:
+        n_train = n_rows - int(round(n_rows * val)) - int(round(n_rows * test))
+        check_validity(n_train >= 1, got)
+    else:
+        check_validity(False, got)
+    if not isinstance(got, Raised):
+        parts = [got] if len(arrays) == 1 else got
+        for a, (tr, va, te) in zip(arrays, parts):
+            assert_same(np.concatenate([tr, va, te]), a)
+            assert len(tr) == n_train
+
+    # pad_sequences: variable-length sequences -> a batch and its lengths
+    F = draw(st.sampled_from([None, 1, 2]))
+    seqs = []
+    for _ in range(draw(st.integers(0, 4))):
+        L = draw(st.integers(0, 4))
+        seqs.append(np.random.default_rng(L).standard_normal((L,) if F is None else (L, F)).astype(
+            draw(st.sampled_from([np.float32, np.int64, np.float64]))))
+    if seqs and draw(st.integers(0, 5)) == 0:
+        seqs[0] = draw(st.sampled_from([seqs[0].tolist(), np.zeros((2, 5)), 7]))
+    maxlen = draw(st.sampled_from([None, None, 1, 3, 0, -1, 2.5, True]))
+    truncating = draw(st.sampled_from(["post", "pre", "middle"]))
+    padded = outcome(lambda: ln.data.pad_sequences(seqs, maxlen=maxlen, truncating=truncating), *DATA_NAMES)
+    arrs = [np.asarray(s) for s in seqs]
+    seqs_ok = len(arrs) > 0 and all(a.ndim in (1, 2) and a.shape[1:] == arrs[0].shape[1:] and len(a) > 0 for a in arrs)
+    ok = seqs_ok and truncating in ("pre", "post") and (maxlen is None or _int_ok(maxlen, 1))
+    check_validity(ok, padded)
+    if isinstance(padded, Raised):
+        return
+    out, lengths = padded
+    m = max(len(a) for a in arrs) if maxlen is None else maxlen
+    assert out.shape[:2] == (len(arrs), m)
+    for i, a in enumerate(arrs):
+        kept = a[:m] if truncating == "post" else a[-m:]
+        assert lengths[i] == len(kept)
+        np.testing.assert_array_equal(out[i, :len(kept)], kept.astype(out.dtype))
+        assert not out[i, len(kept):].any()
+
+
+@given(data=st.data())
+@watchdog
+def test_text_and_datasets(data):
+    draw = data.draw
+    level = draw(st.sampled_from(["char", "word", "char", "byte"]))
+    text = draw(st.one_of(st.text(max_size=20), st.sampled_from(["the cat sat", "", "a a b", 5, None, b"x"])))
+    min_count = draw(st.sampled_from([1, 2, 0, -1]))
+    vocab = outcome(lambda: ln.data.Vocabulary.from_text(text, level=level, min_count=min_count), *DATA_NAMES)
+    check_validity(isinstance(text, str) and level in ("char", "word"), vocab)
+    if not isinstance(vocab, Raised):
+        probe = draw(st.one_of(st.text(max_size=10), st.just(text)))
+        ids = vocab.encode(probe)
+        assert ids.dtype == np.int64 and ids.ndim == 1 and (ids.size == 0 or (ids.min() >= 1 and ids.max() < len(vocab)))
+        tokens = vocab.tokenize(probe)
+        known = [t for t in tokens if t in vocab.stoi]
+        if len(known) == len(tokens):                 # every token known: decoding gives the text back
+            assert vocab.decode(ids) == ("" if level == "char" else " ").join(tokens)
+        bad_ids = draw(st.sampled_from([ids, ids.astype(np.float64) + 0.5, np.array([len(vocab)]), np.array([-1]),
+                                        ids.tolist(), np.array(["a"])]))
+        decoded = outcome(lambda: vocab.decode(bad_ids), *DATA_NAMES)
+        b = np.asarray(bad_ids)
+        check_validity(b.dtype.kind in "iu" and (b.size == 0 or (b.min() >= 0 and b.max() < len(vocab))), decoded)
+        assert_same(ln.data.Vocabulary.from_state(vocab.state()).itos, vocab.itos)
+    n = draw(st.sampled_from([0, 1, 5, 50, -1, 2.5, None]))
+    period = draw(st.sampled_from([25.0, 2, 0.5, 0.0, -3.0, NAN, INF, "x"]))
+    noise = draw(st.sampled_from([0.0, 0.05, 1, -0.1, NAN, INF]))
+    wave = outcome(lambda: ln.data.noisy_sine(n, period=period, noise=noise, seed=0), *DATA_NAMES)
+    check_validity(_int_ok(n, 0) and _number_ok(period, low_open=True) and _number_ok(noise), wave)
+    if not isinstance(wave, Raised):
+        assert wave.shape == (n,) and wave.dtype == np.float32 and np.isfinite(wave).all()
+    sentences = draw(st.sampled_from([0, 1, 3, -1, 2.5, None]))
+    sample = outcome(lambda: ln.data.sample_text(sentences, seed=0), *DATA_NAMES)
+    check_validity(_int_ok(sentences, 0), sample)
+    if not isinstance(sample, Raised):
+        assert isinstance(sample, str) and sample.count(".") == sentences
