@@ -141,14 +141,10 @@ const T* optional_input(const py::object& obj, const char* name, const std::vect
 struct Workspace {
   std::unique_ptr<RecurrentWorkspace<float>> f32;
   std::unique_ptr<RecurrentWorkspace<double>> f64;
-  StepScratch<float> step32;
-  StepScratch<double> step64;
   RecurrentWorkspace<float>& get(float*) { if (!f32) f32.reset(new RecurrentWorkspace<float>); return *f32; }
   RecurrentWorkspace<double>& get(double*) { if (!f64) f64.reset(new RecurrentWorkspace<double>); return *f64; }
-  StepScratch<float>& scratch(float*) { return step32; }
-  StepScratch<double>& scratch(double*) { return step64; }
   bool ready() const { return (f32 && f32->ready_for_backward) || (f64 && f64->ready_for_backward); }
-  void release() { f32.reset(); f64.reset(); step32 = {}; step64 = {}; }
+  void release() { f32.reset(); f64.reset(); }
 };
 
 struct CellInfo {
@@ -235,7 +231,7 @@ py::tuple forward_typed(const std::string& cell, const py::array& x_obj, bool ba
 // One step of a unidirectional layer: h (and c) updated in place.
 template <class T>
 void step_typed(const std::string& cell, const py::array& x_obj, const py::tuple& w, const py::object& h_obj,
-                const py::object& c_obj, Workspace& workspace) {
+                const py::object& c_obj) {
   const CellInfo info = cell_info(cell);
   py::array x = checked<T>(x_obj, "x_t", {-1, -1});
   const Index B = x.shape(0), I = x.shape(1);
@@ -262,18 +258,20 @@ void step_typed(const std::string& cell, const py::array& x_obj, const py::tuple
     c = checked<T>(c_obj, "c", {B, H});
     args.c = output_of<T>(c, "c");
   }
-  auto& scratch = workspace.scratch(static_cast<T*>(nullptr));
+  // Per OS thread, not per layer: streams on one shared model may step from several threads
+  // at once (each with its own state), and a stream of steps still allocates nothing.
+  thread_local StepScratch<T> scratch;
   py::gil_scoped_release release;
   if (info.cell_state) recurrent_step<LstmCell, T>(args, scratch);
   else recurrent_step<GruCell, T>(args, scratch);
 }
 
 void recurrent_step_py(const std::string& cell, const py::object& x, const py::tuple& weights, const py::object& h,
-                       const py::object& c, Workspace& workspace) {
+                       const py::object& c) {
   if (!py::isinstance<py::array>(x)) throw py::type_error("x_t must be a NumPy array");
   py::array arr = py::reinterpret_borrow<py::array>(x);
-  if (has_dtype<double>(arr)) step_typed<double>(cell, arr, weights, h, c, workspace);
-  else step_typed<float>(cell, arr, weights, h, c, workspace);
+  if (has_dtype<double>(arr)) step_typed<double>(cell, arr, weights, h, c);
+  else step_typed<float>(cell, arr, weights, h, c);
 }
 
 py::tuple recurrent_forward_py(const std::string& cell, const py::object& x, bool batch_first, const py::object& lengths,
@@ -778,7 +776,7 @@ PYBIND11_MODULE(LSTM_NATIVE_MODULE, m) {
         py::arg("keep_for_backward"),
         "One recurrent layer (all directions) over a padded batch. Returns (out, h_n, c_n or None).");
   m.def("recurrent_step", &recurrent_step_py, py::arg("cell"), py::arg("x_t"), py::arg("weights"), py::arg("h"),
-        py::arg("c"), py::arg("workspace"),
+        py::arg("c"),
         "One time step of one direction of a layer: x_t (B, I); h (B, H) and, for LSTM, c updated in place.");
   m.def("recurrent_backward", &recurrent_backward_py, py::arg("cell"), py::arg("workspace"), py::arg("x"),
         py::arg("dout"), py::arg("dh_n"), py::arg("dc_n"), py::arg("grads"), py::arg("need_dx"),

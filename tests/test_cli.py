@@ -121,7 +121,7 @@ def test_bad_configs_give_one_line_errors(tmp_path, change, field):
 @pytest.mark.parametrize("content, fragment", [
     ("date,load\nmon,x\n", "no numeric columns"),
     ("load,temp\n1,2\n3\n", "line 3 has 1 fields"),
-    ("load,temp\n1,nan\n", "NaN"),
+    ("load,temp\n1,inf\n", "infinite values, at line(s) 2"),     # NaN is a missing value now
 ])
 def test_bad_data_files_give_one_line_errors(tmp_path, content, fragment):
     (tmp_path / "bad.csv").write_text(content)
@@ -142,3 +142,41 @@ def test_bad_files_for_predict_and_info(tmp_path):
     assert proc.returncode == 2 and "cfg.toml: cannot parse" in proc.stderr
     proc = run_cli("train", "cfg.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "cfg.yaml" in proc.stderr
+
+
+SUBCOMMANDS = ["demo", "train", "predict", "info", "export", "bench"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS + [None])
+def test_every_help_works(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(([command] if command else []) + ["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lstm-native" + (f" {command}" if command else ""))
+
+
+@pytest.mark.parametrize("args", [
+    [], ["frob"], ["demo", "--epochs", "-3"], ["demo", "--epochs", "x"], ["demo", "--bad"],
+    ["train"], ["train", "a.toml", "extra"], ["predict", "model.npz"], ["predict", "m", "d", "--oops"], ["info"],
+    ["export", "model.npz"], ["export", "m", "o", "--opset", "x"], ["export", "missing.npz", "o.onnx"],
+    ["bench", "--reps", "x"], ["bench", "--reps", "0"], ["bench", "--threads", "-1"], ["bench", "--nonsense"], ["bench", "--shapes", "S9"],
+    ["bench", "--scaling", "--thread-counts", "0"],
+])
+def test_bad_arguments_exit_2_with_one_line(args, tmp_path):
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstm-native") and ": error: " in lines[0], proc.stderr
+
+
+def test_bench_passes_every_option_through(tmp_path):
+    out, js = tmp_path / "t.md", tmp_path / "t.json"
+    proc = run_cli("bench", "--shapes", "S1", "--reps", "2", "--threads", "1", "--no-memory", "--no-stream",
+                   "--no-quant", "--out", str(out), "--json", str(js), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "| S1 | LSTM 16 20 1 64 1 |" in out.read_text() and "S1" in json.loads(js.read_text())
+    proc = run_cli("bench", "--scaling", "--shapes", "S1", "--thread-counts", "1", "--reps", "2", "--out", str(out),
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("|")[2].strip() for line in out.read_text().splitlines() if line.startswith("| S1 |")] == ["1"]

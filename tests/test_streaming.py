@@ -27,16 +27,19 @@ def test_layer_step_equals_forward(cls, layers, B):
     assert rel_err(np.stack(outs, 1), full) < TOL
 
 
-def test_step_reuses_its_buffers_and_takes_unbatched_input():
+def test_step_hands_out_new_arrays_and_takes_unbatched_input():
     lstm = ln.LSTM(4, 8, seed=0)
     x = series(1, 6, 4)[0]
     h_t, (h, c) = lstm.step(x[0])
     assert h_t.shape == (8,)
+    collected, states = [h_t], [(h, c)]
     for t in range(1, 6):
-        h_t2, (h2, c2) = lstm.step(x[t], (h, c))
-        assert h2 is h and c2 is c                 # state updated in place: nothing allocated per step
+        h_t, (h, c) = lstm.step(x[t], (h, c))
+        assert not np.shares_memory(h, states[-1][0]) and not np.shares_memory(c, states[-1][1])
+        collected.append(h_t)
+        states.append((h, c))
     full, _ = lstm(x[:, None, :])
-    np.testing.assert_allclose(h_t2, full[-1, 0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.stack(collected), full[:, 0], rtol=0, atol=1e-6)   # no copy needed
 
 
 @pytest.mark.parametrize("make", [

@@ -18,10 +18,20 @@ from .module import Module, Parameter
 from .multihead_attention import MultiheadAttention
 from .quantization import quantize_dynamic
 from .recurrent import GRU, LSTM
+from .seeding import manual_seed
 from .sequential import Sequential
 from .training import History, NonFiniteLossError
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # ln.onnx loads on first use: `import lstm_native` never imports onnx (nor does ln.onnx
+    # itself until export is called)
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(".onnx", __name__)
+    raise AttributeError(f"module 'lstm_native' has no attribute {name!r}")
 
 
 def get_num_threads() -> int:
@@ -42,4 +52,4 @@ def backend_isa() -> str:
 __all__ = ["LSTM", "GRU", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
            "TimeDistributed", "Residual", "Attention", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
-           "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa"]
+           "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed"]

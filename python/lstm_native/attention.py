@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import ops, seeding
 from ._checks import float_array, float_dtype, gradient, lengths_array, positive_int, require_forward, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
@@ -34,7 +34,7 @@ class Attention(Module):
         self.query_size = None if query_size is None else positive_int("query_size", query_size)
         self.attention_size = positive_int("attention_size", attention_size or hidden_size)
         self.dtype = float_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(seed)
         A = self.attention_size
 
         def uniform(fan_in, shape):

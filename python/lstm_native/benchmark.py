@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from ._argparse import OneLineParser, positive_int
+
 SHAPES = {
     # id: (cell, B, T, I, H, L, bidirectional, note)
     "S1": ("LSTM", 16, 20, 1, 64, 1, False, "sine-wave forecasting"),
@@ -478,10 +480,10 @@ def scaling(shape_ids, thread_counts, reps, out_path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="lstm-native bench", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="lstm-native bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated ids (default: all)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both libraries")
-    parser.add_argument("--reps", type=int, default=30, help="rounds per shape (capped by a time budget)")
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count(), help="threads for both libraries")
+    parser.add_argument("--reps", type=positive_int, default=30, help="rounds per shape (capped by a time budget)")
     parser.add_argument("--out", default=None, help="also write the tables (Markdown) to this file")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--no-stream", action="store_true", help="skip the streaming-latency measurement")
@@ -504,7 +506,7 @@ def main(argv=None):
     ids = [s.strip().upper() for s in args.shapes.split(",") if s.strip() and s.strip().lower() != "none"]
     unknown = [s for s in ids if s not in SHAPES]
     if unknown:
-        print(f"unknown shape ids {unknown}; choose from {list(SHAPES)}", file=sys.stderr)
+        print(f"{parser.prog}: error: unknown shape ids {unknown}; choose from {list(SHAPES)}", file=sys.stderr)
         return 2
     if args.scaling:
         try:
@@ -512,7 +514,8 @@ def main(argv=None):
         except ValueError:
             counts = []
         if not counts or min(counts) < 1:
-            print(f"--thread-counts must be positive integers separated by commas, got {args.thread_counts!r}",
+            print(f"{parser.prog}: error: --thread-counts must be positive integers separated by commas, "
+                  f"got {args.thread_counts!r}",
                   file=sys.stderr)
             return 2
         results = scaling(ids, counts, args.reps, args.out)

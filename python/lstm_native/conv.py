@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from . import seeding
 from ._backend import core
 from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward
 from ._grad_mode import is_grad_enabled
@@ -63,7 +64,7 @@ class Conv1d(Module):
         self.padding = _non_negative("padding", padding)
         self.dilation = positive_int("dilation", dilation)
         dtype = float_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(seed)
         bound = 1.0 / math.sqrt(in_channels * kernel_size)
         self.weight = Parameter(rng.uniform(-bound, bound, (out_channels, in_channels, kernel_size)).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None

@@ -8,6 +8,7 @@ class History:
     def __init__(self):
         self.history: dict[str, list] = {}
         self.epoch: list[int] = []
+        self.interrupted = False   # Ctrl-C stopped the fit that made it
 
     def append(self, epoch: int, logs: dict) -> None:
         self.epoch.append(epoch)

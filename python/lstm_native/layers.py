@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import ops, seeding
 from ._backend import core
 from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward, \
     to_numpy
@@ -28,7 +28,7 @@ class Linear(Module):
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
         dtype = float_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(seed)
         bound = 1.0 / math.sqrt(in_features)
         self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
@@ -103,7 +103,7 @@ class Embedding(Module):
                 raise ValueError(f"padding_idx must be within the {num_embeddings} embeddings, got {padding_idx}")
             padding_idx %= num_embeddings
         self.padding_idx = padding_idx
-        w = np.random.default_rng(seed).standard_normal((num_embeddings, embedding_dim)).astype(float_dtype(dtype))
+        w = seeding.generator(seed).standard_normal((num_embeddings, embedding_dim)).astype(float_dtype(dtype))
         if padding_idx is not None:
             w[padding_idx] = 0
         self.weight = Parameter(w)
@@ -146,7 +146,7 @@ class Dropout(Module):
         if not 0.0 <= float(p) < 1.0:
             raise ValueError(f"p must be in [0, 1), got {p!r}")
         self.p = float(p)
-        self._rng = np.random.default_rng(seed)
+        self._rng = seeding.generator(seed)
         self._mask = None
 
     def forward(self, x):

@@ -134,13 +134,15 @@ class Module:
         return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copies arrays (or anything np.asarray takes, torch tensors included) into the parameters."""
+        """Copies arrays (or anything np.asarray takes, torch tensors included) into the
+        parameters; every entry is checked before any is copied, so a bad one changes nothing."""
         own = OrderedDict(self.named_parameters())
         if strict:
             missing = [k for k in own if k not in state]
             unexpected = [k for k in state if k not in own]
             if missing or unexpected:
                 raise KeyError(f"state_dict mismatch: missing {missing}, unexpected {unexpected}")
+        values = {}
         for name, p in own.items():
             if name not in state:
                 continue
@@ -149,7 +151,9 @@ class Module:
                 raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, the parameter has {p.data.shape}")
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}] must be numeric, got dtype {value.dtype}")
-            np.copyto(p.data, value, casting="unsafe")
+            values[name] = value
+        for name, value in values.items():
+            np.copyto(own[name].data, value, casting="unsafe")
 
     @property
     def grads(self) -> "OrderedDict[str, np.ndarray]":

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import ops, seeding
 from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import Linear
@@ -37,7 +37,7 @@ class MultiheadAttention(Module):
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.head_dim = embed_dim // num_heads
         dtype = float_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(seed)
         bound = math.sqrt(6.0 / (embed_dim + 3 * embed_dim))        # xavier_uniform on (3E, E), as torch
         self.in_proj_weight = Parameter(rng.uniform(-bound, bound, (3 * embed_dim, embed_dim)).astype(dtype))
         self.in_proj_bias = Parameter(np.zeros(3 * embed_dim, dtype)) if bias else None

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
+from . import seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_finite, require_shape, \
+from ._checks import NonFiniteError, float_array, float_dtype, lengths_array, positive_int, require_shape, \
     sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
@@ -54,7 +55,7 @@ class RecurrentBase(Module):
         self.dtype = dtype
 
         # PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
-        rng = np.random.default_rng(seed)
+        rng = seeding.generator(seed)
         bound = 1.0 / math.sqrt(hidden_size)
         rows = self.gates * hidden_size
         for layer in range(num_layers):
@@ -173,29 +174,31 @@ class RecurrentBase(Module):
         return dx, dh0, dc0
 
     def _step(self, x_t, h0, c0):
-        """One time step through the stack; the state lives in buffers the layer keeps."""
+        """One time step through the stack from (h0, c0) (None: zeros), into new state arrays
+        that belong to the caller: a later step never writes into what an earlier one returned."""
         if self.bidirectional:
             raise ValueError("step() runs a unidirectional layer one step at a time; a bidirectional layer "
                              "needs the whole sequence")
         x, unbatched = self._step_input(x_t)
-        L, B, H = self.num_layers, x.shape[0], self.hidden_size
-        state = self.__dict__.get("_step_state")
-        if state is None or state[0].shape[1] != B:
-            state = (np.zeros((L, B, H), self.dtype), np.zeros((L, B, H), self.dtype) if self.has_cell_state else None)
-            self._step_state = state
-        h, c = state
-        for given, own, name in ((h0, h, "h0"), (c0, c, "c0")):
-            if own is None or given is own:
-                continue                      # carried over in place: nothing to copy
-            if given is None:
-                own[...] = 0
-            else:
-                given = float_array(given, name, self.dtype)
-                require_shape(given, name, (L, B, H), "(num_layers, batch, hidden_size)")
-                require_finite(given, name)    # the core checks x_t, not the state it updates in place
-                np.copyto(own, given)
+        shape = (self.num_layers, x.shape[0], self.hidden_size)
+        h = self._fresh_state(h0, "h0", shape)
+        c = self._fresh_state(c0, "c0", shape) if self.has_cell_state else None
         self._advance(x, h, c)
         return (h[-1, 0] if unbatched else h[-1]), h, c
+
+    def _fresh_state(self, given, name, shape):
+        """A new C-contiguous state array: zeros, or a checked copy of `given`."""
+        if given is None:
+            return np.zeros(shape, self.dtype)
+        if type(given) is np.ndarray and given.shape == shape and given.dtype == self.dtype:
+            arr = given.copy()          # the common case, a state a step returned: one copy
+        else:
+            arr = float_array(given, name, self.dtype)
+            require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
+            arr = arr.copy()
+        if not np.isfinite(arr).all():   # the core checks x_t, not the state it updates in place
+            raise NonFiniteError(f"{name} contains NaN or infinity")
+        return arr
 
     def _step_input(self, x_t):
         """x_t as a (batch, input_size) array of the layer's dtype, and whether it came unbatched."""
@@ -215,7 +218,7 @@ class RecurrentBase(Module):
         for layer in range(self.num_layers):
             weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.data for name in _WEIGHT_NAMES)
             core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], weights,
-                                h[layer], None if c is None else c[layer], self._workspaces[layer])
+                                h[layer], None if c is None else c[layer])
 
     # Streams and stateful predict carry the state: (h, c) for an LSTM, h for a GRU.
     def _split_state(self, state):
@@ -313,8 +316,8 @@ class LSTM(RecurrentBase):
     def step(self, x_t, hx=None):
         """One time step, for streaming inference: ``h_t, (h, c) = lstm.step(x_t, hx)`` with x_t
         (B, I) or (I,). hx=None starts from zeros; pass back the (h, c) a step returned to
-        carry the state on. The returned arrays are the layer's own state buffers, updated in
-        place by the next step (copy them to keep them), so a stream allocates nothing."""
+        carry the state on. The returned arrays are new and belong to the caller (collect
+        h_t in a list as it is); ``model.stream()`` is the faster way to run many steps."""
         h0 = c0 = None
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:

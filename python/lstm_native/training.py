@@ -7,11 +7,13 @@ any object with the Module interface; it never imports the Module class (module.
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 
 import numpy as np
 
-from . import io, losses, ops, optim
+from . import io, losses, ops, optim, seeding
 from ._checks import NonFiniteError, to_numpy
 from ._grad_mode import no_grad
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -66,6 +68,31 @@ def _mask_for(out, lengths):
     if lengths is None or np.ndim(out) < 3:
         return None
     return ops.length_mask(lengths, out.shape[0], out.shape[1])
+
+
+class InterruptAtBatchEnd:
+    """While a fit runs in the main thread, Ctrl-C (SIGINT) asks it to stop at the end of the
+    current batch instead of wherever it happens to be (in the middle of a checkpoint, say); a
+    second Ctrl-C interrupts at once. Elsewhere (other threads, a foreign handler) it does nothing."""
+
+    def __init__(self):
+        self.requested, self._previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
 
 
 class Samples:
@@ -124,11 +151,14 @@ class Fit:
                  callbacks=(), clip_grad_norm=None, clip_grad_value=None):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.loss_fn, self.loss_kwargs = losses.get(loss), dict(loss_kwargs or {})
+        if seed is None:
+            seed = seeding.new_seed()
         self.seed = int(np.random.SeedSequence().entropy % (2**63)) if seed is None else seed
         self.epochs, self.history, self.epoch = epochs, History(), 0   # epochs completed
         self.clip_norm, self.clip_value = clip_grad_norm, clip_grad_value
         self.callbacks = list(callbacks or ())
         self.params = model.parameters()
+        self.interrupt = None   # an InterruptAtBatchEnd while fit runs
 
     def training_state(self) -> dict:
         return {"epoch": self.epoch, "seed": self.seed, "history": self.history.to_dict()}
@@ -139,16 +169,14 @@ class Fit:
     def resume(self, path) -> None:
         """Continues a checkpointed run: weights, optimizer, schedule, epoch, seed and history."""
         meta, arrays = io.read(path)
-        io.restore_weights(self.model, meta, arrays)
-        if meta.get("optimizer"):
-            io.restore_optimizer(self.optimizer, meta, arrays)
-        if self.scheduler is not None and meta.get("scheduler"):
-            self.scheduler.load_state_dict(meta["scheduler"]["state"])
         training = meta.get("training") or {}
-        self.epoch = int(training.get("epoch", 0))
-        self.seed = training.get("seed", self.seed)
-        if "history" in training:
-            self.history = History.from_dict(training["history"])
+        try:
+            epoch, seed = int(training.get("epoch", 0)), training.get("seed", self.seed)
+            history = History.from_dict(training["history"]) if "history" in training else self.history
+        except (TypeError, ValueError, KeyError) as exc:
+            raise io.ModelFileError(f"{path}: its training progress is damaged ({exc})") from None
+        io.restore(self.model, meta, arrays, path, self.optimizer, self.scheduler)
+        self.epoch, self.seed, self.history = epoch, seed, history
 
     def begin(self) -> None:
         model = self.model
@@ -157,26 +185,31 @@ class Fit:
             cb.model, cb.fit = model, self
             cb.on_train_begin({})
 
-    def train_epoch(self, epoch, samples, batch_size, shuffle, bar) -> dict:
-        """One pass over the samples; returns the epoch's mean loss (and accuracy)."""
+    def train_epoch(self, epoch, samples, batch_size, shuffle, bar):
+        """One pass over the samples; returns the epoch's mean loss (and accuracy), or None
+        when Ctrl-C stopped it at a batch boundary."""
         self.model.train()
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, {})
         n = len(samples)
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        total, correct, counted = 0.0, 0, 0
+        total, correct, counted, seen = 0.0, 0, 0, 0
         for b, (xb, yb, lb) in enumerate(samples.batches(batch_size, order)):
             try:
                 value, hits = self.train_step(xb, yb, lb)
             except NonFiniteError as exc:
                 raise NonFiniteLossError(f"{exc} at epoch {epoch + 1}, batch {b + 1}: lower the learning rate, "
                                          "clip gradients or check the data") from exc
-            total += value * len(xb)
+            total, seen = total + value * len(xb), seen + len(xb)
             if hits is not None:
                 correct, counted = correct + hits[0], counted + hits[1]
             for cb in self.callbacks:
                 cb.on_batch_end(b, {"loss": value})
             bar.step(value)
+            if self.interrupted():
+                bar.close({"loss": total / seen})
+                self.say_interrupted(f"in epoch {epoch + 1} after batch {b + 1}")
+                return None
         logs = {"loss": total / n}
         if counted:
             logs["accuracy"] = correct / counted
@@ -227,6 +260,14 @@ class Fit:
         for cb in self.callbacks:
             cb.on_train_end({})
 
+    def interrupted(self) -> bool:
+        return self.interrupt is not None and self.interrupt.requested
+
+    def say_interrupted(self, where: str) -> None:
+        self.history.interrupted = True
+        print(f"fit: interrupted (Ctrl-C) {where}; the model holds the weights of that point, the last "
+              f"checkpoint those after epoch {self.epoch}", file=sys.stderr, flush=True)
+
 
 def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: int = 32,
         clip_grad_norm=None, clip_grad_value=None, validation_data=None, validation_split: float = 0.0,
@@ -249,16 +290,22 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
     if resume_from is not None:
         run.resume(resume_from)
     progress = _progress_factory(verbose)
-    run.begin()
-    for epoch in range(run.epoch, epochs):
-        bar = progress(math.ceil(len(samples) / batch_size), f"Epoch {epoch + 1}/{epochs}")
-        logs = run.train_epoch(epoch, samples, batch_size, shuffle, bar)
-        if validation_data is not None:
-            logs.update(run.validate(validation_data, batch_size))
-        run.end_epoch(epoch, logs, bar)
-        if model.stop_training:
-            break
-    run.end()
+    with InterruptAtBatchEnd() as run.interrupt:
+        run.begin()
+        for epoch in range(run.epoch, epochs):
+            bar = progress(math.ceil(len(samples) / batch_size), f"Epoch {epoch + 1}/{epochs}")
+            logs = run.train_epoch(epoch, samples, batch_size, shuffle, bar)
+            if logs is None:
+                break
+            if validation_data is not None:
+                logs.update(run.validate(validation_data, batch_size))
+            run.end_epoch(epoch, logs, bar)
+            if run.interrupted():
+                run.say_interrupted(f"at the end of epoch {epoch + 1}")
+                break
+            if model.stop_training:
+                break
+        run.end()
     return run.history
 
 
