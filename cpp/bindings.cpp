@@ -252,10 +252,12 @@ void step_typed(const std::string& cell, const py::array& x_obj, const py::tuple
   if (!w[2].is_none()) { auto b = checked<T>(w[2], "bias_ih", {GH}); keep.push_back(b); args.weights.b_ih = data_of<T>(b); }
   if (!w[3].is_none()) { auto b = checked<T>(w[3], "bias_hh", {GH}); keep.push_back(b); args.weights.b_hh = data_of<T>(b); }
   py::array h = checked<T>(h_obj, "h", {B, H});
+  require_finite<T>(h, "h0");  // the state the step starts from: NaN in it gave NaN out, unreported
   args.h = output_of<T>(h, "h");
   py::array c;
   if (info.cell_state) {
     c = checked<T>(c_obj, "c", {B, H});
+    require_finite<T>(c, "c0");
     args.c = output_of<T>(c, "c");
   }
   // Per OS thread, not per layer: streams on one shared model may step from several threads

@@ -13,8 +13,7 @@ import numpy as np
 
 from . import seeding
 from ._backend import core
-from ._checks import NonFiniteError, float_array, float_dtype, lengths_array, positive_int, require_shape, \
-    sequence_batch
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter, module_structure_version
@@ -191,14 +190,10 @@ class RecurrentBase(Module):
         if given is None:
             return np.zeros(shape, self.dtype)
         if type(given) is np.ndarray and given.shape == shape and given.dtype == self.dtype:
-            arr = given.copy()          # the common case, a state a step returned: one copy
-        else:
-            arr = float_array(given, name, self.dtype)
-            require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
-            arr = arr.copy()
-        if not np.isfinite(arr).all():   # the core checks x_t, not the state it updates in place
-            raise NonFiniteError(f"{name} contains NaN or infinity")
-        return arr
+            return given.copy()          # the common case, a state a step returned: one copy
+        arr = float_array(given, name, self.dtype)
+        require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
+        return arr.copy()                # (the core checks that the state is finite)
 
     def _step_input(self, x_t):
         """x_t as a (batch, input_size) array of the layer's dtype, and whether it came unbatched."""
