@@ -343,3 +343,12 @@ def test_data_tools_check_their_arguments():
             ln.data.noisy_sine(bad)
     with pytest.raises(TypeError, match="n_sentences must be an integer"):
         ln.data.sample_text(2.5)
+
+
+def test_conv1d_backward_checks_the_gradient_before_masking_it():
+    # with lengths, backward zeroed the gradient past each output length before the core's
+    # shape check: a gradient with another batch size raised an IndexError.
+    conv = ln.Conv1d(1, 1, 1)
+    conv(np.ones((1, 3, 1), np.float32), lengths=[2])
+    with pytest.raises(ValueError, match=r"grad must have shape \(1, 3, 1\), got \(0, 3, 1\)"):
+        conv.backward(np.zeros((0, 3, 1), np.float32))

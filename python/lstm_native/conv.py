@@ -12,7 +12,8 @@ import numpy as np
 
 from . import seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward
+from ._checks import (float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward,
+                      shape_text)
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -99,12 +100,14 @@ class Conv1d(Module):
                                 self.stride, self.padding, self.dilation)
         if out_lengths is not None:
             y[np.arange(y.shape[1])[None, :] >= out_lengths[:, None]] = 0
-        self._ctx = (x, out_lengths, inside) if is_grad_enabled() else None
+        self._ctx = (x, out_lengths, inside, y.shape) if is_grad_enabled() else None
         return y
 
     def backward(self, grad, need_input_grad: bool = True):
-        x, out_lengths, inside = require_forward(self, self._ctx)
+        x, out_lengths, inside, shape = require_forward(self, self._ctx)
         g = float_array(grad, "grad", self.weight.dtype)
+        if g.shape != shape:    # before the mask below indexes it (an IndexError otherwise)
+            raise ValueError(f"grad must have shape {shape_text(shape)}, got {shape_text(g.shape)}")
         if out_lengths is not None:
             g = g.copy()
             g[np.arange(g.shape[1])[None, :] >= out_lengths[:, None]] = 0   # those outputs were set to 0
