@@ -50,7 +50,10 @@ class Attention(Module):
         self._ctx = None
 
     def forward(self, h, query=None, lengths=None):
-        h = sequence_batch(h, "h", self.hidden_size, self.dtype, batch_first=True)
+        h = float_array(h, "h", self.dtype)
+        if h.ndim != 3 or h.shape[2] != self.hidden_size:
+            raise ValueError(f"h must have shape (batch, time, {self.hidden_size}), got {h.shape}")
+        h = sequence_batch(h, "h", self.hidden_size, self.dtype, batch_first=True)   # and not empty
         B, T, H = h.shape
         if (query is None) != (self.query_size is None):
             raise ValueError("give a query exactly when the layer was built with query_size")

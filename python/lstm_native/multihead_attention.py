@@ -59,7 +59,10 @@ class MultiheadAttention(Module):
 
     def forward(self, x, lengths=None):
         dtype = self.in_proj_weight.dtype
-        x = sequence_batch(x, "x", self.embed_dim, dtype, batch_first=True)
+        x = float_array(x, "x", dtype)
+        if x.ndim != 3 or x.shape[2] != self.embed_dim:
+            raise ValueError(f"x must have shape (batch, time, {self.embed_dim}), got {x.shape}")
+        x = sequence_batch(x, "x", self.embed_dim, dtype, batch_first=True)   # and not empty
         B, T, E = x.shape
         lengths = lengths_array(lengths, B, T)
         if lengths is not None and lengths.min() < 1:
