@@ -596,7 +596,11 @@ def test_conv1d(data):
                        [x[0], lengths], ["x", "lengths"])
     xs = np.shape(plain(x[0], dtype))
     span = dilation * (k - 1) + 1
-    valid = float_ok(x, xs) and len(xs) == 3 and xs[2] == c_in and min(xs[:2]) > 0 and xs[1] + 2 * padding >= span
+    valid = shape_ok(x, xs) and len(xs) == 3 and xs[2] == c_in and min(xs[:2]) > 0 and xs[1] + 2 * padding >= span
+    if valid:       # NaN past a sequence's length is padding: replaced by zeros, never read
+        inside = np.ones(xs[:2], bool) if not lengths_valid(lengths, xs[0], xs[1]) or lengths is None else \
+            np.arange(xs[1])[None] < np.asarray(lengths)[:, None]
+        valid = bool(np.isfinite(plain(x[0], np.float64)[inside]).all())
     if valid:
         valid = lengths_valid(lengths, xs[0], xs[1]) and (
             lengths is None or bool(np.all(np.asarray(lengths) + 2 * padding >= span)))
