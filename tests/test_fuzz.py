@@ -5,6 +5,8 @@ argument (see fuzz_support for the checks and the profiles; tests/FUZZ.md for ho
 long profile and what it found)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import given, note
 from hypothesis import strategies as st
@@ -1553,3 +1555,108 @@ def test_text_and_datasets(data):
     check_validity(_int_ok(sentences, 0), sample)
     if not isinstance(sample, Raised):
         assert isinstance(sample, str) and sample.count(".") == sentences
+
+
+# -- save / load -----------------------------------------------------------------------------
+def _mutate_meta(draw, meta):
+    """A copy of a file's metadata with one value somewhere replaced, or one key removed."""
+    import copy
+    meta = copy.deepcopy(meta)
+    node, path = meta, []
+    while isinstance(node, (dict, list)) and node and draw(st.integers(0, 2)):
+        key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else list(range(len(node)))))
+        if not isinstance(node[key], (dict, list)):
+            break
+        path.append(key)
+        node = node[key]
+    if isinstance(node, dict) and node:
+        key = draw(st.sampled_from(sorted(node)))
+    elif isinstance(node, list) and node:
+        key = draw(st.integers(0, len(node) - 1))
+    else:
+        return meta
+    if isinstance(node, dict) and draw(st.booleans()):
+        del node[key]
+    else:
+        node[key] = draw(st.sampled_from([None, -1, 0, 2, 1e9, "x", "LSTM", [], {}, [1, 2], {"class": "Linear"}, True]))
+    return meta
+
+
+@given(data=st.data())
+@watchdog
+def test_save_load(data):
+    """save -> load gives the same predictions; ln.load on a damaged file (truncated, flipped
+    bytes, other contents, edited metadata) gives ModelFileError naming the file, or a model
+    with the very same weights."""
+    import io
+    import json
+    import pathlib
+    import tempfile
+    draw = data.draw
+    spec = draw(model_specs())
+    model = build_model(spec)
+    _, X, valid, B, T, lengths, x_ok = draw(model_inputs(spec, B=3, T=2, near=False))
+    if spec["kind"] != "dense" and not (valid and x_ok):
+        return
+    if draw(st.booleans()) and valid and x_ok:
+        y = np.zeros(output_shape(spec, len(X), T) if spec["kind"] != "dense" else X.shape[:-1] + (spec["out"],),
+                     np.float32)
+        model.fit(X, y, epochs=1, batch_size=2, verbose=0, seed=0)
+    with tempfile.TemporaryDirectory() as folder:
+        name = draw(st.sampled_from(["model.lnz", "a b.npz", "modèle", "m" * 100]))
+        target = os.path.join(folder, name)
+        path = draw(st.sampled_from([target, pathlib.Path(target)]))
+        include = draw(st.booleans())
+        model.save(path, include_optimizer=include)
+        loaded = ln.load(path)
+        assert_same(loaded.state_dict(), model.state_dict())
+        if X is not None and valid:
+            assert_same(loaded.predict(X), model.predict(X))
+        assert (getattr(loaded, "optimizer", None) is not None) == (include and getattr(model, "optimizer", None) is not None)
+        assert not [f for f in os.listdir(folder) if f != name]          # no temporary file left
+        original = pathlib.Path(target).read_bytes()
+        how = draw(st.sampled_from(["truncate", "flip", "zero", "append", "random", "empty", "no_meta", "meta",
+                                    "bad_json", "newer", "folder", "missing"]))
+        broken = os.path.join(folder, "broken.lnz")
+        if how == "truncate":
+            pathlib.Path(broken).write_bytes(original[:draw(st.integers(0, len(original) - 1))])
+        elif how in ("flip", "zero"):
+            b = bytearray(original)
+            at = draw(st.integers(0, len(b) - 1))
+            span = draw(st.integers(1, 64))
+            for i in range(at, min(len(b), at + span)):
+                b[i] = (b[i] ^ 0xFF) if how == "flip" else 0
+            pathlib.Path(broken).write_bytes(bytes(b))
+        elif how == "append":
+            pathlib.Path(broken).write_bytes(original + b"\x00garbage" * draw(st.integers(1, 50)))
+        elif how == "random":
+            pathlib.Path(broken).write_bytes(np.random.default_rng(draw(seeds)).bytes(draw(st.integers(1, 2000))))
+        elif how == "empty":
+            pathlib.Path(broken).write_bytes(b"")
+        elif how in ("no_meta", "meta", "bad_json", "newer"):
+            with np.load(target) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+            meta = json.loads(arrays.pop("__meta__").tobytes().decode("utf-8"))
+            if how == "meta":
+                meta = _mutate_meta(draw, meta)
+            if how == "newer":
+                meta["version"] = 99
+            if how != "no_meta":
+                raw = b"{not json" if how == "bad_json" else json.dumps(meta).encode("utf-8")
+                arrays["__meta__"] = np.frombuffer(raw, np.uint8)
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            pathlib.Path(broken).write_bytes(buffer.getvalue())
+        elif how == "folder":
+            os.mkdir(broken)
+        try:
+            result = outcome(lambda: ln.load(broken), broken, "broken.lnz")
+        except FileNotFoundError:
+            assert how == "missing"
+            return
+        assert how != "missing"
+        if isinstance(result, Raised):
+            assert isinstance(result.exc, ValueError)
+            return
+        assert how not in ("empty", "no_meta", "bad_json", "newer", "folder", "random")
+        assert_same(result.state_dict(), model.state_dict())   # a damage that load passes changed nothing
