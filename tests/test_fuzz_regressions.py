@@ -352,3 +352,22 @@ def test_conv1d_backward_checks_the_gradient_before_masking_it():
     conv(np.ones((1, 3, 1), np.float32), lengths=[2])
     with pytest.raises(ValueError, match=r"grad must have shape \(1, 3, 1\), got \(0, 3, 1\)"):
         conv.backward(np.zeros((0, 3, 1), np.float32))
+
+
+@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU])
+def test_quantized_layers_refuse_a_non_finite_state(cls):
+    # the int8 step quantises each row of h before its product: a NaN in h0 became finite
+    # garbage, and predict(initial_state=...) returned ordinary-looking numbers.
+    q = ln.quantize_dynamic(ln.Sequential(cls(2, 3, batch_first=True, seed=0), ln.Linear(3, 1)))
+    X = np.ones((2, 4, 2), np.float32)
+    _, state = q.predict(X, return_state=True)
+    s = state[0]
+    h = (s[0] if cls is ln.LSTM else s).copy()
+    h[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="h0 contains NaN or infinity"):
+        q.predict(X, initial_state=[(h, s[1]) if cls is ln.LSTM else h, None])
+    if cls is ln.LSTM:
+        c = s[1].copy()
+        c[0, 1, 2] = np.inf
+        with pytest.raises(ValueError, match="c0 contains NaN or infinity"):
+            q.predict(X, initial_state=[(s[0], c), None])
