@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from hypothesis import given, note
+from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 import lstm_native as ln
@@ -1660,3 +1660,69 @@ def test_save_load(data):
             return
         assert how not in ("empty", "no_meta", "bad_json", "newer", "folder", "random")
         assert_same(result.state_dict(), model.state_dict())   # a damage that load passes changed nothing
+
+
+# -- quantize_dynamic ---------------------------------------------------------------------------
+@given(data=st.data())
+@watchdog
+def test_quantize_dynamic(data):
+    """quantize_dynamic on random models (and bad arguments); the int8 model gives the same
+    result for every form of X, stays near the float model, streams, saves and loads, and
+    refuses training."""
+    import tempfile
+    draw = data.draw
+    spec = draw(model_specs())
+    spec["dtype"] = draw(st.sampled_from([np.float32, np.float32, np.float64]))
+    model = build_model(spec)
+    what = draw(st.sampled_from(["model", "model", "model", "layer", "not_a_module"]))
+    target = {"layer": model[-1], "not_a_module": model.state_dict()}.get(what, model)
+    dtype = draw(st.sampled_from(["int8", "int8", np.int8, "float16", None]))
+    q = outcome(lambda: ln.quantize_dynamic(target, dtype=dtype), "dtype", "model", "Module", "float32")
+    check_validity(what != "not_a_module" and dtype in ("int8", np.int8) and spec["dtype"] == np.float32, q)
+    if isinstance(q, Raised) or what == "layer":
+        return
+    value, plain_x, valid, B, T, lengths, x_ok = draw(model_inputs(spec, near=False))   # (shapes: other targets)
+    got = outcome(lambda: q.predict(value, lengths=lengths), *MODEL_NAMES)
+    expected = outcome(lambda: q.predict(plain_x, lengths=lengths), *MODEL_NAMES)
+    assert_same(got, expected)
+    n = len(plain_x) if np.ndim(plain_x) else 0
+    if x_ok:
+        check_validity(valid and n > 0, got)
+    if isinstance(got, Raised):
+        return
+    reference_out = model.predict(plain_x, lengths=lengths)
+    scale = 1.0 + float(np.max(np.abs(reference_out))) if reference_out.size else 1.0
+    assert got.shape == reference_out.shape and got.dtype == np.float32
+    if x_ok:
+        finite_result(got)
+        assert float(np.max(np.abs(got - reference_out), initial=0.0)) <= 0.1 * scale
+    # training is refused, in every form
+    for call in (lambda: q.fit(plain_x, reference_out, verbose=0), lambda: q.backward(reference_out)):
+        try:
+            call()
+            raise AssertionError("a quantised model trained")
+        except RuntimeError as exc:
+            assert "inference-only" in str(exc)
+    # save and load keep the int8 model exactly
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "q.lnz")
+        q.save(path)
+        assert_same(ln.load(path).predict(plain_x, lengths=lengths), got)
+    # a stream gives the whole-sequence output step by step
+    if spec["kind"] in ("recurrent", "embedding") and not spec["bidirectional"] and spec["head"] != "attention" \
+            and lengths is None and x_ok:
+        stream = q.stream()
+        for t in range(plain_x.shape[1]):
+            y_t = stream.step(plain_x[:, t])
+        last = got if spec["head"] != "per_step" else got[:, -1]
+        np.testing.assert_allclose(y_t, last, rtol=1e-4, atol=1e-4 * scale)
+    # a carried state: NaN in it is an error, never a NaN output
+    if spec["kind"] == "recurrent" and x_ok and not spec["bidirectional"]:
+        out, state = q.predict(plain_x, return_state=True)
+        s = state[0]
+        event("quantize: NaN state checked")
+        poisoned = (s[0].copy(), s[1]) if spec["cell"] == "LSTM" else s.copy()
+        (poisoned[0] if spec["cell"] == "LSTM" else poisoned).flat[0] = np.nan
+        again = outcome(lambda: q.predict(plain_x, initial_state=[poisoned] + list(state[1:])),
+                        "h0", "c0", "initial_state", "state")
+        assert isinstance(again, Raised), "a NaN state gave a result"
