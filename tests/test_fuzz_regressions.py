@@ -371,3 +371,33 @@ def test_quantized_layers_refuse_a_non_finite_state(cls):
         c[0, 1, 2] = np.inf
         with pytest.raises(ValueError, match="c0 contains NaN or infinity"):
             q.predict(X, initial_state=[(s[0], c), None])
+
+
+def test_constructors_name_their_bad_arguments():
+    # Each of these raised an error naming no argument, or built a layer silently: a negative
+    # seed (NumPy's "expected non-negative integer"), dtype="nope" or 0 (NumPy's "Cannot
+    # interpret"), dtype=None (np.dtype(None) is float64), dropout=None (a bare float() error),
+    # LayerNorm(eps=None), Embedding(padding_idx=nan) ("cannot convert float NaN to integer")
+    # and padding_idx=1.5 (truncated), Attention(attention_size=0) (became hidden_size),
+    # TimeDistributed/Residual of a non-Module (failed at the first call).
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        ln.Linear(2, 2, seed=-1)
+    with pytest.raises(TypeError, match="seed must be a non-negative integer"):
+        ln.LSTM(2, 2, seed=2.5)
+    for bad in ("nope", 0, None, "float16"):
+        with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+            ln.GRU(2, 2, dtype=bad)
+    with pytest.raises(TypeError, match="dropout must be a number"):
+        ln.LSTM(2, 2, dropout=None)
+    with pytest.raises(TypeError, match="p must be a number"):
+        ln.Dropout("0.5")
+    with pytest.raises(TypeError, match="eps must be a number"):
+        ln.LayerNorm(3, eps=None)
+    for bad in (float("nan"), 1.5, "1"):
+        with pytest.raises(TypeError, match="padding_idx must be an integer"):
+            ln.Embedding(4, 2, padding_idx=bad)
+    with pytest.raises(ValueError, match="attention_size must be a positive integer"):
+        ln.Attention(3, attention_size=0)
+    for wrapper in (ln.TimeDistributed, ln.Residual):
+        with pytest.raises(TypeError, match="wraps a layer"):
+            wrapper(ln.Linear)

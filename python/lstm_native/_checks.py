@@ -102,11 +102,32 @@ def require_finite(arr: np.ndarray, name: str) -> None:
 
 # -- what layers check about themselves ---------------------------------------------------------
 def float_dtype(dtype) -> np.dtype:
-    """A layer's dtype: float32 or float64."""
-    dtype = np.dtype(dtype)
+    """A layer's dtype: float32 or float64 (np.dtype(None) is float64, and np.dtype("nope") or
+    np.dtype(0) raise errors naming no argument)."""
+    original = dtype
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dtype = None
     if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        raise TypeError(f"dtype must be float32 or float64, got {original!r}")
     return dtype
+
+
+def real_number(name: str, value) -> float:
+    """A real number as a float (not a bool or a string: float() took "0.5" and gave None a
+    bare error); NaN and infinity are left to the caller's range check."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def probability(name: str, value) -> float:
+    """A dropout rate: a number in [0, 1)."""
+    value = real_number(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
 
 
 def positive_int(name: str, value) -> int:

@@ -32,7 +32,7 @@ class Attention(Module):
         super().__init__()
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.query_size = None if query_size is None else positive_int("query_size", query_size)
-        self.attention_size = positive_int("attention_size", attention_size or hidden_size)
+        self.attention_size = hidden_size if attention_size is None else positive_int("attention_size", attention_size)
         self.dtype = float_dtype(dtype)
         rng = seeding.generator(seed)
         A = self.attention_size

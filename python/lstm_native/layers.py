@@ -11,8 +11,8 @@ import numpy as np
 
 from . import ops, seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward, \
-    to_numpy
+from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, probability, \
+    real_number, require_forward, to_numpy
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -98,6 +98,8 @@ class Embedding(Module):
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
         if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):   # int() truncated 1.5
+                raise TypeError(f"padding_idx must be an integer or None, got {padding_idx!r}")
             padding_idx = int(padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx must be within the {num_embeddings} embeddings, got {padding_idx}")
@@ -143,9 +145,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, seed=None):
         super().__init__()
-        if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = probability("p", p)
         self._rng = seeding.generator(seed)
         self._mask = None
 
@@ -235,7 +235,7 @@ class LayerNorm(Module):
                 raise ValueError("LayerNorm normalises over the last axis only: give one size")
             normalized_shape = normalized_shape[0]
         self.normalized_shape = positive_int("normalized_shape", normalized_shape)
-        self.eps = float(eps)
+        self.eps = real_number("eps", eps)
         if not 0 < self.eps < np.inf:   # eps <= 0 divides by zero on a constant row
             raise ValueError(f"eps must be a positive number, got {eps!r}")
         dtype = float_dtype(dtype)
@@ -337,12 +337,19 @@ class LastTimestep(Module):
         return x_t, None          # in a stream the current step is the last one
 
 
+def _module(who: str, layer):
+    """A wrapper's layer: a Module (anything else was kept as a plain attribute and failed later)."""
+    if not isinstance(layer, Module):
+        raise TypeError(f"{who} wraps a layer (a Module), got {type(layer).__name__}")
+    return layer
+
+
 class TimeDistributed(Module):
     """Applies a layer to every time step: (B, T, ...) -> layer on (B*T, ...) -> (B, T, ...)."""
 
     def __init__(self, layer: Module):
         super().__init__()
-        self.layer = layer
+        self.layer = _module("TimeDistributed", layer)
         self._shape = None
 
     def forward(self, x):
@@ -383,7 +390,7 @@ class Residual(Module):
 
     def __init__(self, layer: Module):
         super().__init__()
-        self.layer = layer
+        self.layer = _module("Residual", layer)
         self._ctx = None
 
     def forward(self, x, lengths=None):

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_shape, sequence_batch
+from ._checks import float_array, float_dtype, lengths_array, positive_int, probability, require_shape, \
+    sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter, module_structure_version
@@ -44,8 +45,7 @@ class RecurrentBase(Module):
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = probability("dropout", dropout)
         dtype = float_dtype(dtype)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
