@@ -1726,3 +1726,97 @@ def test_quantize_dynamic(data):
         again = outcome(lambda: q.predict(plain_x, initial_state=[poisoned] + list(state[1:])),
                         "h0", "c0", "initial_state", "state")
         assert isinstance(again, Raised), "a NaN state gave a result"
+
+
+# -- constructors ------------------------------------------------------------------------------
+ANY = [0, 1, 2, 3, -1, 2.5, "2", None, True, float("nan"), 100]
+
+
+def _draw_args(draw, spec):
+    """Keyword arguments: each from its good values most of the time, else from ANY."""
+    return {k: draw(st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(ANY)))
+            for k, good in spec.items()}
+
+
+SIZE, SIZE0 = [1, 2, 3], [0, 1, 2]
+FLAG = [True, False]
+SEED = [None, 0, 123]
+DTYPE = [np.float32, np.float64, "float32", "float64"]
+CONSTRUCTORS = {
+    "LSTM": (ln.LSTM, dict(input_size=SIZE, hidden_size=SIZE, num_layers=[1, 2], bias=FLAG, batch_first=FLAG,
+                           dropout=[0.0, 0.5], bidirectional=FLAG, seed=SEED, dtype=DTYPE)),
+    "GRU": (ln.GRU, dict(input_size=SIZE, hidden_size=SIZE, num_layers=[1, 2], bias=FLAG, batch_first=FLAG,
+                         dropout=[0.0, 0.5], bidirectional=FLAG, seed=SEED, dtype=DTYPE)),
+    "Linear": (ln.Linear, dict(in_features=SIZE, out_features=SIZE, bias=FLAG, seed=SEED, dtype=DTYPE)),
+    "Embedding": (ln.Embedding, dict(num_embeddings=SIZE, embedding_dim=SIZE, padding_idx=[None, 0, -1], seed=SEED,
+                                     dtype=DTYPE)),
+    "Dropout": (ln.Dropout, dict(p=[0.0, 0.1, 0.5], seed=SEED)),
+    "LayerNorm": (ln.LayerNorm, dict(normalized_shape=SIZE + [(2,)], eps=[1e-5, 1e-3], elementwise_affine=FLAG,
+                                     dtype=DTYPE)),
+    "Attention": (ln.Attention, dict(hidden_size=SIZE, query_size=[None, 1, 2], attention_size=[None, 1, 4],
+                                     seed=SEED, dtype=DTYPE)),
+    "MultiheadAttention": (ln.MultiheadAttention, dict(embed_dim=[2, 4], num_heads=[1, 2], bias=FLAG, seed=SEED,
+                                                       dtype=DTYPE)),
+    "Conv1d": (ln.Conv1d, dict(in_channels=SIZE, out_channels=SIZE, kernel_size=SIZE, stride=SIZE, padding=SIZE0,
+                               dilation=SIZE, bias=FLAG, seed=SEED, dtype=DTYPE)),
+    "MaxPool1d": (ln.MaxPool1d, dict(kernel_size=SIZE, stride=[None, 1, 2], padding=[0, 1])),
+}
+POSITIVE = {"input_size", "hidden_size", "num_layers", "in_features", "out_features", "num_embeddings",
+            "embedding_dim", "normalized_shape", "embed_dim", "num_heads", "in_channels", "out_channels",
+            "kernel_size", "stride", "dilation", "query_size", "attention_size"}
+
+
+def _constructor_valid(name, kw):
+    """What each constructor must accept (else: an error naming the argument)."""
+    def count(v, low):
+        return _int_ok(v, low)
+    for k, v in kw.items():
+        if k in POSITIVE and not (v is None and k in ("query_size", "attention_size") or
+                                  (name == "MaxPool1d" and k == "stride" and v is None) or
+                                  (k == "normalized_shape" and v == (2,)) or count(v, 1)):
+            return False
+        if k == "padding" and not count(v, 0):
+            return False
+        if k in ("dropout", "p") and not _number_ok(v, high=1.0):
+            return False
+        if k == "eps" and not _number_ok(v, low_open=True):
+            return False
+        if k == "seed" and not (v is None or _int_ok(v, 0)):
+            return False
+        if k == "dtype" and v not in DTYPE:
+            return False
+        if k == "padding_idx" and not (v is None or (_int_ok(v, -10**9) and -kw["num_embeddings"] <= v < kw["num_embeddings"]
+                                                     if _int_ok(kw["num_embeddings"], 1) else True)):
+            return False
+    if name == "MultiheadAttention" and _int_ok(kw["embed_dim"], 1) and _int_ok(kw["num_heads"], 1):
+        return kw["embed_dim"] % kw["num_heads"] == 0
+    if name == "MaxPool1d" and _int_ok(kw["kernel_size"], 1) and _int_ok(kw["padding"], 0):
+        return kw["padding"] <= kw["kernel_size"] // 2
+    return True
+
+
+@given(data=st.data())
+@watchdog
+def test_constructors(data):
+    """Every layer's constructor with good and bad arguments (wrong types, 0, negatives, floats,
+    strings, None, bools, NaN); a built layer describes itself and rebuilds from its config;
+    the wrappers take Modules only."""
+    draw = data.draw
+    name = draw(st.sampled_from(sorted(CONSTRUCTORS) + ["TimeDistributed", "Residual", "Sequential"]))
+    if name in ("TimeDistributed", "Residual", "Sequential"):
+        inner = draw(st.sampled_from([ln.Linear(2, 2), ln.Tanh(), "Linear", None, 3, ln.Linear]))
+        got = outcome(lambda: getattr(ln, name)(inner), "layer", "layers", "Module", "Modules")
+        check_validity(isinstance(inner, ln.Module), got)
+        return
+    cls, spec = CONSTRUCTORS[name]
+    kw = _draw_args(draw, spec)
+    got = outcome(lambda: cls(**kw), *kw, "dtype")
+    check_validity(_constructor_valid(name, kw), got)
+    if isinstance(got, Raised):
+        return
+    repr(got)
+    rebuilt = ln.Module.build(got.to_config())
+    assert type(rebuilt) is cls and rebuilt.get_config() == got.get_config()
+    assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in got.parameters()]
+    for p in got.parameters():
+        assert p.data.dtype in (np.float32, np.float64) and np.isfinite(p.data).all()
