@@ -401,3 +401,14 @@ def test_constructors_name_their_bad_arguments():
     for wrapper in (ln.TimeDistributed, ln.Residual):
         with pytest.raises(TypeError, match="wraps a layer"):
             wrapper(ln.Linear)
+
+
+def test_time_distributed_on_empty_axes():
+    # x.reshape((-1,) + x.shape[2:]) cannot infer -1 when an axis is 0: NumPy's "cannot reshape
+    # array of size 0" instead of the inner layer's own check (or an empty result).
+    td = ln.TimeDistributed(ln.Linear(1, 2))
+    with pytest.raises(ValueError, match="x must have 1 features"):
+        td(np.zeros((0, 0, 0), np.float32))
+    y = td(np.zeros((0, 3, 1), np.float32))
+    assert y.shape == (0, 3, 2)
+    assert td.backward(np.zeros((0, 3, 2), np.float32)).shape == (0, 3, 1)

@@ -357,7 +357,7 @@ class TimeDistributed(Module):
         if x.ndim < 3:
             raise ValueError(f"x must have (batch, time, ...) axes, got shape {x.shape}")
         lead = x.shape[:2]
-        y = self.layer.forward(x.reshape((-1,) + x.shape[2:]))
+        y = self.layer.forward(x.reshape((lead[0] * lead[1],) + x.shape[2:]))   # (-1 fails on 0-sized arrays)
         y = y.reshape(lead + y.shape[1:])
         self._shape = (lead, y.shape, y.dtype)
         return y
@@ -365,7 +365,7 @@ class TimeDistributed(Module):
     def backward(self, grad, need_input_grad: bool = True):
         lead, shape, dtype = require_forward(self, self._shape)
         grad = gradient(grad, "grad", shape, dtype)   # (B, T) swapped would pass the inner layer's check
-        dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]), need_input_grad=need_input_grad)
+        dx = self.layer.backward(grad.reshape((lead[0] * lead[1],) + grad.shape[2:]), need_input_grad=need_input_grad)
         return None if dx is None else dx.reshape(lead + dx.shape[1:])
 
     def stream_check(self):
