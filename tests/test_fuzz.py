@@ -887,6 +887,7 @@ def test_fit(data):
         out_shape = (out_shape[0] + 1,) + out_shape[1:]            # one sample too many
     y_value, y_plain, y_valid, y_ok = _labels(draw, out_shape, spec["out"], loss)
     y_valid = y_valid and out_shape == true_shape
+    lengths_bad = False
     kw = dict(loss=loss, epochs=draw(st.sampled_from([0, 1, 1, 2, -1, 1.5])),
               batch_size=draw(st.sampled_from([1, 2, 3, 32, 0, 2.5])),
               optimizer=draw(st.sampled_from([None, "adam", "sgd", "rmsprop", "adagrad", "adamw", "nope"])),
@@ -894,15 +895,25 @@ def test_fit(data):
               clip_grad_norm=draw(st.sampled_from([None, None, 1.0, 0.0])),
               shuffle=draw(st.booleans()), verbose=draw(st.sampled_from([0, 2])), seed=0)
 
-    def run(model, X, y):
+    lengths_form = lengths
+    if lengths is not None:        # the same lengths as a list, int32, floats, or one out of range
+        lform = draw(st.sampled_from(["array", "array", "list", "int32", "float", "too_long"]))
+        lengths_form = {"list": lengths.tolist(), "int32": lengths.astype(np.int32), "float": lengths.astype(float),
+                        "too_long": lengths + T}.get(lform, lengths)
+        if lform in ("float", "too_long") and kw["epochs"] in (1, 2):
+            x_valid = False        # a batch's recurrent layer refuses them
+        if lform in ("float", "too_long"):
+            lengths_bad = True
+
+    def run(model, X, y, lens):
         try:
-            return outcome(lambda: model.fit(X, y, lengths=lengths, **kw).history, *FIT_NAMES)
+            return outcome(lambda: model.fit(X, y, lengths=lens, **kw).history, *FIT_NAMES)
         except ln.NonFiniteLossError as exc:
             assert not (x_ok and y_ok), f"NonFiniteLossError on finite data: {exc}"
             return Raised(exc)
 
     a, b = build_model(spec), build_model(spec)
-    expected, got = run(a, plain_x, y_plain), run(b, value, y_value)
+    expected, got = run(a, plain_x, y_plain, plain_lengths(lengths_form)), run(b, value, y_value, lengths_form)
     assert_same(got, expected)
     assert_same(b.state_dict(), a.state_dict())
     n = np.shape(plain_x)[0] if np.ndim(plain_x) else 0
@@ -913,10 +924,15 @@ def test_fit(data):
         (kw["validation_split"] == 0.0 or (kw["validation_split"] == 0.5 and n >= 2))
     note(f"clean={clean} x_valid={x_valid} n={n} y_valid={y_valid} x_ok={x_ok} y_ok={y_ok} true_shape={true_shape} "
          f"out_shape={out_shape} y={np.shape(y_plain)}")
-    if clean:
+    if clean and not lengths_bad:
         check_validity(True, got)
         assert len(got.get("loss", [])) == kw["epochs"]
         finite_result(list(a.state_dict().values()))
+        # evaluate on the same data: every form gives the same numbers
+        ea = outcome(lambda: a.evaluate(plain_x, y_plain, loss=loss, lengths=plain_lengths(lengths_form)), *FIT_NAMES)
+        eb = outcome(lambda: b.evaluate(value, y_value, loss=loss, lengths=lengths_form), *FIT_NAMES)
+        assert_same(eb, ea)
+        check_validity(True, eb)
 
 
 # -- losses ----------------------------------------------------------------------------------
