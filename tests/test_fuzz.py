@@ -8,11 +8,16 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 import lstm_native as ln
 from lstm_native import reference
+
+# NaN, inf and 1e4 inputs make NumPy warn (overflow in exp, inf - inf) where the results are checked anyway
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning",
+                                        "ignore:Detected call of `lr_scheduler.step\\(\\)`:UserWarning")
 
 from fuzz_support import (Raised, assert_same, check_validity, close, finite_result, float_arrays, forms,
                           is_float_form, layer_dtypes, make_form, outcome, paired, plain, plain_any, raises, seeds,
