@@ -829,16 +829,19 @@ def test_stream(data):
         return
     assert not isinstance(stream, Raised)
     value, plain_x, valid, B, T, lengths, x_ok = draw(model_inputs(spec, T=draw(st.integers(1, 3)), near=False))
-    if not valid:
+    if not valid and x_ok:     # a bad form (or an empty batch) fails at the first step, naming x_t
+        first = value if spec["kind"] == "dense" else _step_of(value, 0)
+        assert isinstance(outcome(lambda: stream.step(first), "x_t", "x", "ids"), Raised)
         return
     if spec["kind"] == "dense":
         T, plain_x, value = 1, plain_x[:, None], np.asarray(value)[:, None]
     for t in range(T):
         step_value = np.asarray(value)[:, t] if spec["kind"] == "dense" else _step_of(value, t)
         got = outcome(lambda: stream.step(step_value), "x_t", "x", "ids", "step")
-        if isinstance(got, Raised):      # only for NaN/inf in the steps so far
-            assert not np.isfinite(np.asarray(plain_x[:, :t + 1], np.float64)).all(), got
+        if isinstance(got, Raised):      # only for a bad form, or NaN/inf in the steps so far
+            assert not valid or not np.isfinite(np.asarray(plain_x[:, :t + 1], np.float64)).all(), got
             return
+        assert valid or np.asarray(plain_x).dtype.kind == "f", "a bad form was taken"
         with ln.no_grad():
             model.eval()
             whole = model(plain_x[:, 0] if spec["kind"] == "dense" else plain_x[:, :t + 1])
