@@ -267,6 +267,8 @@ def test_schedule_arguments_are_checked():
         ln.optim.CosineAnnealingLR(opt, T_max=3, eta_min=-1.0)
     with pytest.raises(ValueError, match="total_iters must be >= 0"):
         ln.optim.LinearLR(opt, total_iters=-3)
+    with pytest.raises(ValueError, match="warmup_epochs must be >= 0"):     # (not its parent's total_iters)
+        ln.optim.LinearWarmup(opt, warmup_epochs=-1)
     with pytest.raises(ValueError, match="patience must be >= 0"):
         ln.optim.ReduceLROnPlateau(opt, patience=-1)
     plateau = ln.optim.ReduceLROnPlateau(opt)

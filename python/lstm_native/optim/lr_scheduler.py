@@ -103,7 +103,7 @@ class LinearWarmup(LinearLR):
     """Linear warmup from start_factor * lr to lr over warmup_epochs, then constant."""
 
     def __init__(self, optimizer, warmup_epochs: int, start_factor: float = 0.1):
-        super().__init__(optimizer, start_factor, 1.0, warmup_epochs)
+        super().__init__(optimizer, start_factor, 1.0, _count("warmup_epochs", warmup_epochs, 0))
 
 
 class ReduceLROnPlateau(LRScheduler):
