@@ -414,3 +414,16 @@ def test_time_distributed_on_empty_axes():
     y = td(np.zeros((0, 3, 1), np.float32))
     assert y.shape == (0, 3, 2)
     assert td.backward(np.zeros((0, 3, 2), np.float32)).shape == (0, 3, 1)
+
+
+def test_predict_and_fit_need_a_features_axis_for_float_x():
+    # a 1-D float X went to the model in slices: with batch_size=1 each (1,) slice passed a
+    # Linear(1, k) as one feature vector, while the whole (N,) array failed; ids stay 1-D-able.
+    model = ln.Sequential(ln.Linear(1, 1))
+    X = np.array([0.5, -0.5], np.float32)
+    for call in (lambda: model.predict(X, batch_size=1), lambda: model.fit(X, np.zeros(2), verbose=0)):
+        with pytest.raises(ValueError, match=r"X must have a samples axis and a features axis"):
+            call()
+    ids = ln.Sequential(ln.Embedding(5, 2), ln.Linear(2, 1))
+    assert ids.predict(np.array([1, 4]), batch_size=1).shape == (2, 1)
+

@@ -39,6 +39,10 @@ def _inputs(X, model, name="X"):
         raise TypeError(f"{name} must hold numbers (floats, or integer ids for an Embedding), got dtype {X.dtype}")
     if X.ndim == 0 or len(X) == 0:
         raise ValueError(f"{name} is empty")
+    if X.ndim == 1 and X.dtype.kind == "f":
+        # samples of no features: a batch's slice (b,) would reach a Linear(b, ...) as one
+        # feature vector, so the outcome depended on batch_size (ids (N,) for an Embedding are fine)
+        raise ValueError(f"{name} must have a samples axis and a features axis (2-D or more), got shape {X.shape}")
     return X
 
 
