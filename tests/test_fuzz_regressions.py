@@ -427,3 +427,17 @@ def test_predict_and_fit_need_a_features_axis_for_float_x():
     ids = ln.Sequential(ln.Embedding(5, 2), ln.Linear(2, 1))
     assert ids.predict(np.array([1, 4]), batch_size=1).shape == (2, 1)
 
+
+def test_a_quantised_multihead_attention_saves_and_loads(tmp_path):
+    # quantize_dynamic swaps MultiheadAttention's out_proj for an int8 layer, but the file kept
+    # MultiheadAttention's plain config: ln.load rebuilt a float out_proj and refused its own
+    # file ("state_dict mismatch: missing ['0.out_proj.weight', '0.out_proj.bias']").
+    model = ln.Sequential(ln.MultiheadAttention(4, 2, seed=0), ln.LastTimestep(), ln.Linear(4, 1, seed=1))
+    q = ln.quantize_dynamic(model)
+    X = np.random.default_rng(0).standard_normal((3, 5, 4)).astype(np.float32)
+    q.save(tmp_path / "q.lnz")
+    loaded = ln.load(tmp_path / "q.lnz")
+    np.testing.assert_array_equal(loaded.predict(X), q.predict(X))
+    assert type(loaded[0].out_proj) is type(q[0].out_proj)
+    model.save(tmp_path / "f.lnz")                     # the float model's file is as before
+    assert "out_proj" not in str(ln.io.read(tmp_path / "f.lnz")[0]["model"]["layers"][0])

@@ -118,3 +118,18 @@ class MultiheadAttention(Module):
     def get_config(self):
         return dict(embed_dim=self.embed_dim, num_heads=self.num_heads, bias=self.in_proj_bias is not None,
                     dtype=self.in_proj_weight.dtype.name)
+
+    # quantize_dynamic swaps out_proj for an int8 layer: the file names it, so that ln.load
+    # rebuilds that layer (with the plain config, the int8 buffers found no layer to go to)
+    def to_config(self):
+        config = super().to_config()
+        if type(self.out_proj) is not Linear:
+            config["out_proj"] = self.out_proj.to_config()
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        module = cls(**config.get("config", {}))
+        if "out_proj" in config:
+            module.out_proj = Module.build(config["out_proj"])
+        return module
