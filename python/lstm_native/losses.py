@@ -15,7 +15,10 @@ def _prepare(pred, target, mask, name):
         pred = float_input(pred, "pred")     # native byte order, so that the gradient is too
     except TypeError:
         raise TypeError(f"{name}: pred must be floating-point, got dtype {to_numpy(pred, 'pred').dtype}") from None
-    target = to_numpy(target, "target")
+    # C order: NumPy sums in memory order, so a Fortran-ordered or strided prediction gave a
+    # loss differing in the last bit from its contiguous copy's
+    pred = np.asarray(pred, order="C")
+    target = np.asarray(to_numpy(target, "target"), order="C")
     if target.dtype.kind not in "fiub":   # objects and strings went on to astype(float64)
         raise TypeError(f"{name}: target must be numeric, got dtype {target.dtype}")
     if mask is not None:
@@ -56,7 +59,8 @@ def _elementwise(pred, target, mask, name, value_fn, grad_fn):
 def mse(pred, target, mask=None):
     """Mean squared error (torch.nn.MSELoss)."""
     if mask is None and type(pred) is np.ndarray and type(target) is np.ndarray and pred.shape == target.shape \
-            and pred.dtype.kind == "f" and pred.dtype.isnative and target.dtype.kind in "fiub" and pred.size:
+            and pred.dtype.kind == "f" and pred.dtype.isnative and target.dtype.kind in "fiub" and pred.size \
+            and pred.flags.c_contiguous and target.flags.c_contiguous:
         # The common case in a few NumPy calls (the general path costs ~12 us on a small batch).
         diff = pred.astype(np.float64)
         diff -= target
