@@ -352,8 +352,14 @@ def test_activations(data):
         y = got.astype(np.float64)
         deriv = {ln.ReLU: (y > 0) * 1.0, ln.Tanh: 1 - y * y, ln.Sigmoid: y * (1 - y)}[cls]
         assert out.dtype == xp.dtype
-        np.testing.assert_allclose(out.astype(np.float64), g.astype(np.float64) * deriv, rtol=tol, atol=tol,
-                                   equal_nan=True)
+        g64 = g.astype(np.float64)
+        with np.errstate(all="ignore"):
+            expected = g64 * deriv
+            # 1 - y*y in the output's dtype loses digits near |y| = 1: the error scales with |grad|
+            err = np.abs(out.astype(np.float64) - expected)
+            ok = (err <= tol * (np.abs(expected) + np.abs(g64) + 1)) | (np.isnan(expected) & np.isnan(out)) | \
+                (expected == out)
+        assert ok.all(), (out, expected)
 
 
 @given(data=st.data())
