@@ -457,3 +457,15 @@ def test_a_loss_does_not_depend_on_memory_layout(name):
         v, g = fn(p, t)
         assert v == value
         np.testing.assert_array_equal(g, grad)
+
+
+def test_max_pool_needs_a_step_in_every_sequence():
+    # a padded window with no step in it has no maximum: T = 0 (or a length of 0 with padding)
+    # gave -inf in the output, and backward sent the window's gradient to index -1 (an
+    # IndexError for T = 0; the last step of the row otherwise).
+    pool = ln.MaxPool1d(2, padding=1)
+    with pytest.raises(ValueError, match="x has no time steps"):
+        pool(np.zeros((1, 0, 1), np.float32))
+    with pytest.raises(ValueError, match=r"lengths\[1\] = 0"):
+        pool(np.ones((2, 3, 1), np.float32), lengths=[3, 0])
+    assert np.isfinite(pool(np.ones((2, 3, 1), np.float32), lengths=[3, 1])).all()

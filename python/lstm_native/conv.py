@@ -160,7 +160,13 @@ class MaxPool1d(Module):
         if T_out < 1:
             raise ValueError(f"MaxPool1d: kernel_size {self.kernel_size} is longer than x's padded sequence "
                              f"of {T + 2 * self.padding} steps")
+        if T == 0:     # a window of padding alone gave -inf, and its gradient went to index -1
+            raise ValueError(f"MaxPool1d: x has no time steps (shape {x.shape})")
         out_lengths = _shrunk_lengths(self, lengths, T, B)
+        if out_lengths is not None and B and np.min(lengths_array(lengths, B, T)) < 1:
+            i = int(np.argmin(lengths_array(lengths, B, T)))
+            raise ValueError(f"lengths[{i}] = 0: MaxPool1d needs a step in every sequence (an empty one "
+                             "pools padding alone, -inf)")
         padded = np.full((B, T + 2 * self.padding, C), -np.inf, dtype=x.dtype)
         padded[:, self.padding:self.padding + T] = x
         if lengths is not None:
