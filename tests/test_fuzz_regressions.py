@@ -469,3 +469,12 @@ def test_max_pool_needs_a_step_in_every_sequence():
     with pytest.raises(ValueError, match=r"lengths\[1\] = 0"):
         pool(np.ones((2, 3, 1), np.float32), lengths=[3, 0])
     assert np.isfinite(pool(np.ones((2, 3, 1), np.float32), lengths=[3, 1])).all()
+
+
+def test_a_non_finite_last_step_gradient_names_dout():
+    # behind LastTimestep a recurrent layer takes the gradient of the last steps alone; the
+    # core checked it under its own name, "dout_last contains NaN", naming no argument a user passed.
+    model = ln.Sequential(ln.LSTM(2, 3, batch_first=True, seed=0), ln.LastTimestep())
+    model(np.ones((2, 4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"^dout contains NaN or infinity"):
+        model.backward(np.array([[np.nan, 0, 0], [0, 0, 0]], np.float32))

@@ -13,8 +13,8 @@ import numpy as np
 
 from . import seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, probability, require_shape, \
-    sequence_batch
+from ._checks import float_array, float_dtype, lengths_array, positive_int, probability, require_finite, \
+    require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter, module_structure_version
@@ -140,6 +140,7 @@ class RecurrentBase(Module):
         if isinstance(dout, LastStepGradient) and self.batch_first and dout.shape == ctx["out_shape"] \
                 and _same_last_steps(dout.last, ctx["last_steps"]):
             last_grad = float_array(dout.grad, "dout", self.dtype)   # only the last steps: no dense array
+            require_finite(last_grad, "dout")    # (the core would name its own argument, dout_last)
             dout = None
         if dout is not None:
             grad = float_array(dout, "dout", self.dtype)
