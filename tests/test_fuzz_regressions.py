@@ -478,3 +478,16 @@ def test_a_non_finite_last_step_gradient_names_dout():
     model(np.ones((2, 4, 2), np.float32))
     with pytest.raises(ValueError, match=r"^dout contains NaN or infinity"):
         model.backward(np.array([[np.nan, 0, 0], [0, 0, 0]], np.float32))
+
+
+def test_predict_and_evaluate_take_one_length_per_sample():
+    # predict sliced lengths batch by batch, so one sample with lengths [1, 1] passed (the batch
+    # saw [1]); evaluate only when its batch covered all the lengths.
+    model = ln.Sequential(ln.LSTM(1, 2, batch_first=True, seed=0), ln.LastTimestep(), ln.Linear(2, 1))
+    X = np.ones((1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match=r"lengths must have shape \(1,\), one per sample, got \(2,\)"):
+        model.predict(X, lengths=np.array([1, 1]))
+    X3 = np.ones((3, 2, 1), np.float32)
+    with pytest.raises(ValueError, match=r"lengths must have shape \(3,\)"):
+        model.evaluate(X3, np.zeros((3, 1)), lengths=[2, 2, 2, 2], batch_size=1)
+    assert model.predict(X3, lengths=[1, 2, 2], batch_size=2).shape == (3, 1)

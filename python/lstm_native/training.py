@@ -46,6 +46,17 @@ def _inputs(X, model, name="X"):
     return X
 
 
+def _sample_lengths(lengths, n):
+    """None, or one length per sample: the batches take slices of it, so a longer array passed
+    a batch's shape check (predict of one sample with two lengths took the first)."""
+    if lengths is None:
+        return None
+    lengths = to_numpy(lengths, "lengths")
+    if lengths.shape != (n,):
+        raise ValueError(f"lengths must have shape ({n},), one per sample, got {lengths.shape}")
+    return lengths
+
+
 def _targets(y):
     y = to_numpy(y, "y")
     if y.ndim == 0:
@@ -122,10 +133,7 @@ def _samples(model, X, y, lengths, validation_data, validation_split):
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y must have the same number of samples, got {n} and {len(y)}")
-    if lengths is not None:
-        lengths = to_numpy(lengths, "lengths")
-        if lengths.shape != (n,):
-            raise ValueError(f"lengths must have shape ({n},), one per sample, got {lengths.shape}")
+    lengths = _sample_lengths(lengths, n)
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if validation_data is None and validation_split > 0:
@@ -320,6 +328,7 @@ def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_
     y = _targets(y)
     if len(y) != len(X):
         raise ValueError(f"X and y must have the same number of samples, got {len(X)} and {len(y)}")
+    lengths = _sample_lengths(lengths, len(X))
     total, correct, counted, n = 0.0, 0, 0, len(X)
     was_training = model.training
     model.eval()
@@ -327,7 +336,7 @@ def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_
         with no_grad():
             for start in range(0, n, batch_size):
                 sl = slice(start, start + batch_size)
-                lb = None if lengths is None else np.asarray(lengths)[sl]
+                lb = None if lengths is None else lengths[sl]
                 out = model.seq_forward(X[sl], lb)
                 mask = _mask_for(out, lb)
                 value, _ = loss_fn(out, y[sl], mask=mask, **(loss_kwargs or {}))
@@ -367,6 +376,7 @@ def predict(model, X, lengths=None, batch_size=None, initial_state=None, return_
     _check_batch_first(model)
     X = _inputs(X, model)
     n = len(X)
+    lengths = _sample_lengths(lengths, n)
     if batch_size is None:
         batch_size = n
     elif not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
@@ -379,7 +389,7 @@ def predict(model, X, lengths=None, batch_size=None, initial_state=None, return_
         with no_grad():
             for i in range(0, n, batch_size):
                 rows = slice(i, i + batch_size)
-                lb = None if lengths is None else np.asarray(lengths)[rows]
+                lb = None if lengths is None else lengths[rows]
                 if stateful:
                     out, state = model.seq_forward_state(X[rows], _state_rows(initial_state, rows), lb)
                     states.append(state)
