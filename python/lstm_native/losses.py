@@ -52,7 +52,8 @@ def _elementwise(pred, target, mask, name, value_fn, grad_fn):
     if count == 0:
         return 0.0, np.zeros_like(pred)
     value = float(np.sum(value_fn(diff) * weight) / count)
-    grad = (grad_fn(diff) * weight / count).astype(pred.dtype, copy=False)
+    # times (weight / count), as mse's fast path scales by 2 / n: the same bits either way
+    grad = (grad_fn(diff) * (weight / count)).astype(pred.dtype, copy=False)
     return value, grad
 
 
