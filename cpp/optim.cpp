@@ -119,7 +119,8 @@ void rmsprop_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& squar
         T avg;
         if constexpr (centered) {
           ga[i] += a1 * (d - ga[i]);
-          avg = std::sqrt(sq[i] - ga[i] * ga[i]) + epsilon;
+          // a variance, never below 0: rounding (an FMA, alpha = 0) made it -1 ulp and sqrt NaN
+          avg = std::sqrt(std::max(sq[i] - ga[i] * ga[i], T(0))) + epsilon;
         } else {
           avg = std::sqrt(sq[i]) + epsilon;
         }

@@ -502,3 +502,16 @@ def test_mse_gives_the_same_bits_on_both_paths():
     general = ln.losses.mse(pred, target)
     assert fast[0] == general[0]
     np.testing.assert_array_equal(fast[1], general[1])
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.9])
+def test_centered_rmsprop_never_takes_the_root_of_a_negative_variance(alpha):
+    # the centred variance sq - ga * ga came out 1 ulp below 0 in float32 (alpha = 0 makes it
+    # g*g - g*g; an FMA rounds one product only): sqrt gave NaN, and the parameter became NaN.
+    rng = np.random.default_rng(0)
+    p = ln.Parameter(rng.standard_normal(4096).astype(np.float32))
+    opt = ln.optim.RMSprop([p], lr=1e-3, alpha=alpha, centered=True)
+    for _ in range(3):
+        p.grad[...] = rng.standard_normal(4096).astype(np.float32) * 100
+        opt.step()
+    assert np.isfinite(p.data).all()
