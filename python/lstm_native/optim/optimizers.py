@@ -179,6 +179,8 @@ class RMSprop(Optimizer):
         self.weight_decay = _nonnegative("weight_decay", weight_decay)
         self.momentum = _nonnegative("momentum", momentum)
         self.centered = bool(centered)
+        if self.centered and self.alpha == 0:   # the centred variance g*g - g*g: every step divides by eps
+            raise ValueError("alpha must be > 0 for a centered RMSprop (with alpha = 0 the centred variance is 0)")
         self.buffers = ("square_avg",) + (("grad_avg",) if self.centered else ()) + \
             (("momentum_buffer",) if self.momentum > 0 else ())
         super().__init__(params, lr)
