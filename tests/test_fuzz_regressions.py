@@ -518,3 +518,14 @@ def test_centered_rmsprop_never_takes_the_root_of_a_negative_variance(alpha):
         p.grad[...] = g
         opt.step()
     assert np.isfinite(p.data).all()
+    with pytest.raises(ValueError, match="alpha must be > 0 for a centered RMSprop"):
+        ln.optim.RMSprop([p], alpha=0.0, centered=True)
+
+
+def test_cross_entropy_masks_positions_not_classes():
+    # a mask of the logits' full shape (N, C) passed the leading-axes check and cross_entropy
+    # silently used its first class's column as the per-sample mask.
+    logits = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="mask must cover the leading axes of target"):
+        ln.losses.cross_entropy(logits, np.array([0, 1]), mask=np.ones((2, 3), bool))
+    assert ln.losses.cross_entropy(logits, np.array([0, 1]), mask=np.array([True, False]))[0] > 0

@@ -80,6 +80,9 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, mask=No
     """Softmax cross-entropy of logits (N, C) or (B, T, C) against integer labels (N,) or (B, T),
     as torch.nn.CrossEntropyLoss: optional class weights (C,) give the weighted mean;
     labels equal to ignore_index, or masked out, do not count. Stable (log-sum-exp)."""
+    if mask is not None and np.ndim(mask) >= np.ndim(logits):   # a mask is per position, never per class
+        raise ValueError(f"cross_entropy: mask must cover the leading axes of target (the logits' shape without "
+                         f"the class axis), got shape {np.shape(mask)} for logits {np.shape(logits)}")
     logits, target, mask = _prepare(logits, target, mask, "cross_entropy")
     if logits.ndim < 2:
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got shape {logits.shape}")
