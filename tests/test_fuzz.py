@@ -1064,7 +1064,8 @@ def test_cross_entropy(data):
     assert_same(got, expected)
     ls = np.shape(lp)
     valid = is_float_form(logits[1]) and len(ls) >= 2 and ls[-1] > 0 and tp.dtype.kind in "iu" and tp.shape == ls[:-1] and \
-        (weight is None or (_numeric(weight) and np.shape(wp) == (ls[-1],))) and _mask_fits(mask, ls)
+        (weight is None or (_numeric(weight) and np.shape(wp) == (ls[-1],))) and \
+        (mask is None or np.ndim(mask) < len(ls)) and _mask_fits(mask, ls)
     if valid:
         counted = (tp != ignore_index)
         if mask is not None:
@@ -1187,7 +1188,7 @@ def _optimizer_valid(name, kw):
     if "eps" in kw:
         ok = ok and _number_ok(kw["eps"], low_open=True)     # eps = 0 divides 0 by 0 on a zero gradient
     if "alpha" in kw:
-        ok = ok and _number_ok(kw["alpha"], high=1.0)
+        ok = ok and _number_ok(kw["alpha"], high=1.0) and not (kw.get("centered") and kw["alpha"] == 0)
     if "betas" in kw:
         b = kw["betas"]
         ok = ok and isinstance(b, (tuple, list)) and len(b) == 2 and all(_number_ok(v, high=1.0) for v in b)
