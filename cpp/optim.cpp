@@ -119,7 +119,8 @@ void rmsprop_step(TensorList<T>& p, const TensorList<T>& g, TensorList<T>& squar
         T avg;
         if constexpr (centered) {
           ga[i] += a1 * (d - ga[i]);
-          avg = std::sqrt(sq[i] - ga[i] * ga[i]) + epsilon;
+          // a variance, never below 0: rounding (an FMA, alpha = 0) made it -1 ulp and sqrt NaN
+          avg = std::sqrt(std::max(sq[i] - ga[i] * ga[i], T(0))) + epsilon;
         } else {
           avg = std::sqrt(sq[i]) + epsilon;
         }
@@ -161,7 +162,9 @@ double range_norm(const TensorList<T>& g, Index begin, Index end, bool infinity)
       // Eigen's vectorised reductions; maxCoeff keeps NaN (sums keep it anyway).
       const auto x = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g.data[t] + lo - offset, hi - lo);
       if (infinity) {
-        acc = std::max(acc, double(x.abs().template maxCoeff<Eigen::PropagateNaN>()));
+        // std::max(acc, NaN) is acc: a NaN segment maximum must replace acc, not be compared
+        const double top = double(x.abs().template maxCoeff<Eigen::PropagateNaN>());
+        acc = std::isnan(top) ? top : std::max(acc, top);
       } else {  // float sums of 1024 squares (vectorised), accumulated in double
         for (Index j = 0; j < x.size(); j += 1024) acc += double(x.segment(j, std::min<Index>(1024, x.size() - j)).square().sum());
       }

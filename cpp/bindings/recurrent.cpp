@@ -92,10 +92,12 @@ void step_typed(const std::string& cell, const py::object& x_obj, const py::tupl
   args.x = data_of<T>(x);
   args.weights = direction_params<DirectionWeights<T>>(w, "", info, I, H, keep);
   py::array h = checked<T>(h_obj, "h", {B, H});
+  require_finite<T>(h, "h0");  // the state the step starts from: NaN in it gave NaN out, unreported
   args.h = output_of<T>(h, "h");
   py::array c;
   if (info.cell_state) {
     c = checked<T>(c_obj, "c", {B, H});
+    require_finite<T>(c, "c0");
     args.c = output_of<T>(c, "c");
   }
   // Per OS thread, not per layer: streams on one shared model may step from several threads

@@ -21,11 +21,33 @@ def to_numpy(value, name: str) -> np.ndarray:
 
 
 def float_array(value, name: str, dtype) -> np.ndarray:
-    """value as a C-contiguous array of the layer's float dtype (floats of other widths are cast)."""
+    """value as a C-contiguous array of the layer's float dtype (floats of other widths are cast);
+    a scalar stays 0-d (np.ascontiguousarray would make it 1-d, and so pass a shape check)."""
     arr = to_numpy(value, name)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array ({np.dtype(dtype).name}), got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return np.asarray(arr, dtype=dtype, order="C")
+
+
+def float_input(value, name: str) -> np.ndarray:
+    """value as a floating-point array of its own width, in native byte order: the input of a
+    layer without a dtype of its own (activations, Dropout, pooling, LastTimestep)."""
+    arr = to_numpy(value, name)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {arr.dtype}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def gradient(value, name: str, shape, dtype) -> np.ndarray:
+    """A backward's incoming gradient: floats cast to the forward's dtype, exactly the shape of
+    the forward's output (a transposed or flattened gradient of the same size would otherwise
+    be taken silently)."""
+    g = float_array(value, name, dtype)
+    if g.shape != tuple(shape):
+        raise ValueError(f"{name} must have the forward output's shape {shape_text(shape)}, got {shape_text(g.shape)}")
+    return g
 
 
 def shape_text(shape) -> str:
@@ -80,11 +102,32 @@ def require_finite(arr: np.ndarray, name: str) -> None:
 
 # -- what layers check about themselves ---------------------------------------------------------
 def float_dtype(dtype) -> np.dtype:
-    """A layer's dtype: float32 or float64."""
-    dtype = np.dtype(dtype)
+    """A layer's dtype: float32 or float64 (np.dtype(None) is float64, and np.dtype("nope") or
+    np.dtype(0) raise errors naming no argument)."""
+    original = dtype
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dtype = None
     if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        raise TypeError(f"dtype must be float32 or float64, got {original!r}")
     return dtype
+
+
+def real_number(name: str, value) -> float:
+    """A real number as a float (not a bool or a string: float() took "0.5" and gave None a
+    bare error); NaN and infinity are left to the caller's range check."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def probability(name: str, value) -> float:
+    """A dropout rate: a number in [0, 1)."""
+    value = real_number(name, value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return value
 
 
 def positive_int(name: str, value) -> int:

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from . import ops, seeding
-from ._checks import float_array, float_dtype, positive_int, require_forward
+from ._checks import float_array, float_dtype, gradient, lengths_array, positive_int, require_forward, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -43,7 +43,7 @@ class Attention(Module):
         self.score = score
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.query_size = None if query_size is None else positive_int("query_size", query_size)
-        self.attention_size = positive_int("attention_size", attention_size or hidden_size)
+        self.attention_size = hidden_size if attention_size is None else positive_int("attention_size", attention_size)
         self.dtype = float_dtype(dtype)
         rng = seeding.generator(seed)
         A = self.attention_size
@@ -73,6 +73,7 @@ class Attention(Module):
         h = float_array(h, "h", self.dtype)
         if h.ndim != 3 or h.shape[2] != self.hidden_size:
             raise ValueError(f"h must have shape (batch, time, {self.hidden_size}), got {h.shape}")
+        h = sequence_batch(h, "h", self.hidden_size, self.dtype, batch_first=True)   # and not empty
         B, T, H = h.shape
         if (query is None) != (self.query_size is None):
             raise ValueError("give a query exactly when the layer was built with query_size")
@@ -85,15 +86,13 @@ class Attention(Module):
             if query.ndim != 3 or query.shape[0] != B or query.shape[2] != self.query_size:
                 raise ValueError(f"query must have shape ({B}, {self.query_size}) or ({B}, Tq, {self.query_size}), "
                                  f"got {query.shape}")
-        mask = ops.length_mask(lengths, B, T)
-        if mask is not None and np.shape(lengths) != (B,):
-            raise ValueError(f"lengths must have shape ({B},), got {np.shape(lengths)}")
+        mask = ops.length_mask(lengths_array(lengths, B, T), B, T)   # a length of 0 gives a zero context
 
         if self.score == "additive":
             pre = ops.matmul(ops.rows(h), self.W_h.data, trans_b=True).reshape(B, 1, T, -1) + self.bias.data
             if query is not None:
                 Tq = query.shape[1]
-                pre = pre + ops.matmul(ops.rows(query), self.W_s.data, trans_b=True).reshape(B, Tq, 1, -1)
+                pre = pre + ops.matmul(ops.rows(query), self.W_s.data, trans_b=True).reshape(B, Tq, 1, self.attention_size)
             energy = np.tanh(pre)                                        # (B, Tq, T, A)
             scores = ops.matmul(ops.rows(energy), self.v.data[:, None]).reshape(energy.shape[:3])  # (B, Tq, T)
         else:
@@ -114,8 +113,9 @@ class Attention(Module):
         """Returns dh, or (dh, dquery) when the forward had a query; None when need_input_grad
         is False (the parameter gradients still accumulate)."""
         h, query, energy, alpha, squeezed = require_forward(self, self._ctx)
+        g = gradient(grad, "grad", (alpha.shape[0], alpha.shape[1], h.shape[2]) if not squeezed
+                     else (h.shape[0], h.shape[2]), self.dtype)
         self._ctx = None
-        g = float_array(grad, "grad", self.dtype)
         if squeezed:
             g = g[:, None, :]
         B, T, H = h.shape

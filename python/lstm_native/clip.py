@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -17,16 +18,25 @@ def _grads(parameters):
     return grads
 
 
+def _limit(name, value) -> float:
+    """A number > 0 (infinity allowed): float() took strings and True, gave None a bare
+    float() error; a norm_type of 0 divided by zero, a negative one raised the wrong error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False) -> float:
     """Scales all gradients together so their joint norm is at most max_norm; returns the
     norm before clipping (as torch.nn.utils.clip_grad_norm_)."""
-    max_norm = float(max_norm)
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    max_norm = _limit("max_norm", max_norm)
+    norm_type = _limit("norm_type", norm_type)
     grads = _grads(parameters)
     if not grads:
         return 0.0
-    norm_type = float(norm_type)
     if norm_type in (2.0, math.inf):
         if error_if_nonfinite:
             total = core.grad_norm(grads, norm_type == math.inf)
@@ -45,8 +55,6 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
 def clip_grad_value_(parameters, clip_value: float) -> float:
     """Clamps every gradient element to [-clip_value, clip_value]; returns the joint 2-norm before."""
-    clip_value = float(clip_value)
-    if not clip_value > 0:
-        raise ValueError(f"clip_value must be > 0, got {clip_value}")
+    clip_value = _limit("clip_value", clip_value)
     grads = _grads(parameters)
     return core.clip_grad_value(grads, clip_value) if grads else 0.0

@@ -12,7 +12,8 @@ import numpy as np
 
 from . import seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward
+from ._checks import (float_array, float_dtype, float_input, gradient, lengths_array, positive_int, require_forward,
+                      shape_text)
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -99,12 +100,14 @@ class Conv1d(Module):
                                 self.stride, self.padding, self.dilation)
         if out_lengths is not None:
             y[np.arange(y.shape[1])[None, :] >= out_lengths[:, None]] = 0
-        self._ctx = (x, out_lengths, inside) if is_grad_enabled() else None
+        self._ctx = (x, out_lengths, inside, y.shape) if is_grad_enabled() else None
         return y
 
     def backward(self, grad, need_input_grad: bool = True):
-        x, out_lengths, inside = require_forward(self, self._ctx)
+        x, out_lengths, inside, shape = require_forward(self, self._ctx)
         g = float_array(grad, "grad", self.weight.dtype)
+        if g.shape != shape:    # before the mask below indexes it (an IndexError otherwise)
+            raise ValueError(f"grad must have shape {shape_text(shape)}, got {shape_text(g.shape)}")
         if out_lengths is not None:
             g = g.copy()
             g[np.arange(g.shape[1])[None, :] >= out_lengths[:, None]] = 0   # those outputs were set to 0
@@ -149,9 +152,7 @@ class MaxPool1d(Module):
         return out.astype(np.int64)
 
     def forward(self, x, lengths=None):
-        x = np.asarray(x)
-        if x.dtype.kind != "f":
-            raise TypeError(f"MaxPool1d: x must be a floating-point array, got dtype {x.dtype}")
+        x = float_input(x, "x")
         if x.ndim != 3:
             raise ValueError(f"MaxPool1d: x must be 3-D (batch, time, channels), got shape {x.shape}")
         B, T, C = x.shape
@@ -159,7 +160,13 @@ class MaxPool1d(Module):
         if T_out < 1:
             raise ValueError(f"MaxPool1d: kernel_size {self.kernel_size} is longer than x's padded sequence "
                              f"of {T + 2 * self.padding} steps")
+        if T == 0:     # a window of padding alone gave -inf, and its gradient went to index -1
+            raise ValueError(f"MaxPool1d: x has no time steps (shape {x.shape})")
         out_lengths = _shrunk_lengths(self, lengths, T, B)
+        if out_lengths is not None and B and np.min(lengths_array(lengths, B, T)) < 1:
+            i = int(np.argmin(lengths_array(lengths, B, T)))
+            raise ValueError(f"lengths[{i}] = 0: MaxPool1d needs a step in every sequence (an empty one "
+                             "pools padding alone, -inf)")
         padded = np.full((B, T + 2 * self.padding, C), -np.inf, dtype=x.dtype)
         padded[:, self.padding:self.padding + T] = x
         if lengths is not None:
@@ -177,10 +184,8 @@ class MaxPool1d(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         shape, dtype, source, out_lengths = require_forward(self, self._ctx)
-        g = np.asarray(grad, dtype)
         B, T_out, C = source.shape
-        if g.shape != (B, T_out, C):
-            raise ValueError(f"MaxPool1d: grad must have shape {(B, T_out, C)}, got {g.shape}")
+        g = gradient(grad, "grad", (B, T_out, C), dtype)
         self._ctx = None
         if not need_input_grad:
             return None

@@ -14,6 +14,26 @@ import numpy as np
 from ._checks import to_numpy
 
 
+def _count(name, value, low=1) -> int:
+    """An integer >= low; bools, floats and strings are refused (they were truncated or failed
+    inside NumPy with messages naming nothing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _real(name, value, low=-math.inf, low_open=False) -> float:
+    """A finite real number (above low)."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be a finite number {'>' if low_open else '>='} {low}, got {value!r}")
+    return value
+
+
 # -- forecasting windows --------------------------------------------------------------------
 def _as_series(series, name="series") -> np.ndarray:
     s = to_numpy(series, name)
@@ -29,8 +49,14 @@ def _as_series(series, name="series") -> np.ndarray:
 def _columns(columns, n_features, name):
     if columns is None:
         return list(range(n_features)), False
-    single = isinstance(columns, (int, np.integer))
-    cols = [int(columns)] if single else [int(c) for c in columns]
+    single = isinstance(columns, (int, np.integer)) and not isinstance(columns, bool)
+    if not single and (isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__")):
+        raise TypeError(f"{name} must be a column index or a list of them, got {columns!r}")
+    cols = [columns] if single else list(columns)
+    for c in cols:
+        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):   # int("a") raised a bare ValueError
+            raise TypeError(f"{name} columns must be integers, got {c!r}")
+    cols = [int(c) for c in cols]
     if not cols:
         raise ValueError(f"{name} must name at least one column")
     for c in cols:
@@ -51,6 +77,12 @@ def sliding_windows(series, lookback: int, horizon: int = 1, stride: int = 1, ta
     for name, v in (("lookback", lookback), ("horizon", horizon), ("stride", stride)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a NumPy dtype, got {dtype!r}") from None
+    if dtype.kind not in "fiu":
+        raise TypeError(f"dtype must be a numeric dtype, got {dtype}")
     T, F = s.shape
     n = (T - lookback - horizon) // stride + 1
     if n < 1:
@@ -67,8 +99,9 @@ def naive_forecast(X, horizon: int = 1, target=None):
     """The last-value baseline for windows from sliding_windows: each of the ``horizon`` steps
     predicted as the window's last value of the target column(s); shaped like y."""
     X = to_numpy(X, "X")
-    if X.ndim != 3:
+    if X.ndim != 3 or X.shape[1] == 0:
         raise ValueError(f"X must have shape (N, lookback, features), got {X.shape}")
+    horizon = _count("horizon", horizon)
     cols, single = _columns(target, X.shape[2], "target")
     single = single or (target is None and X.shape[2] == 1)
     last = X[:, -1, cols]
@@ -127,6 +160,8 @@ class _Scaler:
 
     def _features(self, x):
         x = self._data(x, "data")
+        if x.ndim == 0:
+            raise ValueError("data must be at least 1-D (samples, or samples x features)")
         x = x[:, None] if x.ndim == 1 else x.reshape(-1, x.shape[-1])
         if x.shape[0] == 0:
             raise ValueError("data must not be empty")
@@ -152,10 +187,12 @@ class MinMaxScaler(_Scaler):
 
     def __init__(self, feature_range=(0.0, 1.0)):
         super().__init__()
-        lo, hi = feature_range
+        if not isinstance(feature_range, (tuple, list)) or len(feature_range) != 2:
+            raise TypeError(f"feature_range must be a pair (low, high), got {feature_range!r}")
+        lo, hi = (_real("feature_range", v) for v in feature_range)   # (0, inf) scaled every value to 0
         if not hi > lo:
             raise ValueError(f"feature_range must be (low, high) with low < high, got {feature_range}")
-        self.feature_range = (float(lo), float(hi))
+        self.feature_range = (lo, hi)
 
     def fit(self, data) -> "MinMaxScaler":
         x = self._features(data)
@@ -185,8 +222,12 @@ def time_split(*arrays, val: float = 0.15, test: float = 0.15):
     in the order given for several."""
     if not arrays:
         raise ValueError("time_split needs at least one array")
+    val, test = _real("val", val), _real("test", test)
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"val and test must be fractions in [0, 1) with val + test < 1, got {val}, {test}")
+    for i, a in enumerate(arrays):
+        if isinstance(a, (str, bytes)) or not hasattr(a, "__len__") or np.ndim(a) == 0:
+            raise TypeError(f"array {i} must be an array or list of rows, got {type(a).__name__}")
     n = len(arrays[0])
     for i, a in enumerate(arrays):
         if len(a) != n:
@@ -217,7 +258,7 @@ def pad_sequences(sequences: Sequence, maxlen: int | None = None, value=0, dtype
             raise ValueError(f"sequence {i} is empty; every sequence needs at least one step")
     if maxlen is None:
         maxlen = max(len(s) for s in seqs)
-    elif not isinstance(maxlen, (int, np.integer)) or maxlen < 1:
+    elif not isinstance(maxlen, (int, np.integer)) or isinstance(maxlen, bool) or maxlen < 1:
         raise ValueError(f"maxlen must be a positive integer, got {maxlen!r}")
     if dtype is None:
         dtype = np.result_type(*[s.dtype for s in seqs])
@@ -269,7 +310,9 @@ class Vocabulary:
         return np.array([self.stoi.get(t, 1) for t in self.tokenize(text)], dtype=np.int64)
 
     def decode(self, ids) -> str:
-        ids = np.asarray(ids).reshape(-1)
+        ids = to_numpy(ids, "ids").reshape(-1)
+        if ids.dtype.kind not in "iu":    # floats failed as list indices, naming nothing
+            raise TypeError(f"ids must be integers, got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             raise ValueError(f"ids must be in [0, {len(self)}), found {int(ids.min() if ids.min() < 0 else ids.max())}")
         toks = [self.itos[i] for i in ids.tolist() if i != 0]
@@ -286,6 +329,9 @@ class Vocabulary:
 # -- built-in datasets ----------------------------------------------------------------------
 def noisy_sine(n: int = 2000, period: float = 25.0, noise: float = 0.05, seed: int = 0) -> np.ndarray:
     """A sine wave of the given period (in samples) plus Gaussian noise: (n,) float32."""
+    n = _count("n", n, 0)
+    period = _real("period", period, low=0.0, low_open=True)   # 0 gave NaN, negative a mirrored wave
+    noise = _real("noise", noise, low=0.0)
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     return (np.sin(2 * math.pi * t / period) + noise * rng.standard_normal(n)).astype(np.float32)
@@ -303,6 +349,7 @@ _ENDINGS = ["before the rain", "every evening", "near the harbour", "in the gard
 def sample_text(n_sentences: int = 400, seed: int = 0) -> str:
     """A few KB of simple English written by a small grammar (ours, no copyright): subject,
     verb, object, an ending. Regular enough for a character model to learn in seconds."""
+    n_sentences = _count("n_sentences", n_sentences, 0)
     rng = np.random.default_rng(seed)
     pick = lambda words: words[rng.integers(len(words))]   # noqa: E731
     sentences = []

@@ -11,7 +11,8 @@ import numpy as np
 
 from . import ops, seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, positive_int, require_forward, to_numpy
+from ._checks import float_array, float_dtype, float_input, gradient, lengths_array, positive_int, probability, \
+    real_number, require_forward, to_numpy
 from ._grad_mode import is_grad_enabled
 from .module import Module, Parameter
 
@@ -67,9 +68,7 @@ class Linear(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         x = require_forward(self, self._x)
-        g = ops.rows(float_array(grad, "grad", self.weight.dtype))
-        if g.shape[0] * self.in_features != x.size:
-            raise ValueError(f"grad must have shape {x.shape[:-1] + (self.out_features,)}, got {np.shape(grad)}")
+        g = ops.rows(gradient(grad, "grad", x.shape[:-1] + (self.out_features,), self.weight.dtype))
         small = self._small(g.shape[0])
         if small:
             self.weight.grad += np.dot(g.T, ops.rows(x))
@@ -99,6 +98,8 @@ class Embedding(Module):
         self.num_embeddings = positive_int("num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("embedding_dim", embedding_dim)
         if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)):   # int() truncated 1.5
+                raise TypeError(f"padding_idx must be an integer or None, got {padding_idx!r}")
             padding_idx = int(padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx must be within the {num_embeddings} embeddings, got {padding_idx}")
@@ -123,7 +124,7 @@ class Embedding(Module):
     def backward(self, grad, need_input_grad: bool = True):
         """Accumulates the rows' gradients; returns None (integer ids have no gradient)."""
         ids = require_forward(self, self._ids)
-        g = np.asarray(grad, self.weight.dtype).reshape(-1, self.embedding_dim)
+        g = gradient(grad, "grad", ids.shape + (self.embedding_dim,), self.weight.dtype).reshape(-1, self.embedding_dim)
         flat = ids.reshape(-1)
         if self.padding_idx is not None:
             keep = flat != self.padding_idx
@@ -144,28 +145,29 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, seed=None):
         super().__init__()
-        if not 0.0 <= float(p) < 1.0:
-            raise ValueError(f"p must be in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = probability("p", p)
         self._rng = seeding.generator(seed)
         self._mask = None
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = float_input(x, "x")
         if not self.training or self.p == 0:
-            self._mask = 1.0
+            self._mask = (x.shape, x.dtype, None)
             return x
         keep = 1.0 - self.p
         mask = (self._rng.random(x.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
-        self._mask = mask if is_grad_enabled() else None
+        self._mask = (x.shape, x.dtype, mask) if is_grad_enabled() else None
         return x * mask
 
     def stream_step(self, x_t, state):
         return x_t, None          # streams are inference: dropout is off
 
     def backward(self, grad, need_input_grad: bool = True):
-        mask = require_forward(self, self._mask)
-        return np.asarray(grad) * mask if need_input_grad else None
+        shape, dtype, mask = require_forward(self, self._mask)
+        if not need_input_grad:
+            return None
+        g = gradient(grad, "grad", shape, dtype)
+        return g.copy() if mask is None else g * mask
 
     def get_config(self):
         return dict(p=self.p)
@@ -183,13 +185,15 @@ class _Elementwise(Module):
     stream_pointwise = True   # acts on each time step alone
 
     def forward(self, x):
-        y = self.f(np.asarray(x))
+        y = self.f(float_input(x, "x"))
         self._y = y if is_grad_enabled() else None
         return y
 
     def backward(self, grad, need_input_grad: bool = True):
         y = require_forward(self, getattr(self, "_y", None))
-        return np.asarray(grad) * self.derivative(y) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        return gradient(grad, "grad", np.shape(y), y.dtype) * self.derivative(y)
 
 
 class ReLU(_Elementwise):
@@ -231,7 +235,9 @@ class LayerNorm(Module):
                 raise ValueError("LayerNorm normalises over the last axis only: give one size")
             normalized_shape = normalized_shape[0]
         self.normalized_shape = positive_int("normalized_shape", normalized_shape)
-        self.eps = float(eps)
+        self.eps = real_number("eps", eps)
+        if not 0 < self.eps < np.inf:   # eps <= 0 divides by zero on a constant row
+            raise ValueError(f"eps must be a positive number, got {eps!r}")
         dtype = float_dtype(dtype)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine else None
@@ -251,7 +257,7 @@ class LayerNorm(Module):
 
     def backward(self, grad, need_input_grad: bool = True):
         x_hat, inv_std = require_forward(self, self._ctx)
-        g = np.asarray(grad, self._dtype)
+        g = gradient(grad, "grad", x_hat.shape, self._dtype)
         if self.weight is not None:
             axes = tuple(range(g.ndim - 1))
             self.weight.grad += (g * x_hat).sum(axis=axes)
@@ -297,16 +303,19 @@ class LastTimestep(Module):
         self._ctx = None
 
     def forward(self, x, lengths=None):
-        x = np.asarray(x)
+        x = float_input(x, "x")
         if x.ndim != 3:
             raise ValueError(f"x must be 3-D (batch, time, features), got shape {x.shape}")
         B, T = x.shape[:2]
+        if T == 0:
+            raise ValueError(f"x: the sequences have no time steps (shape {x.shape})")
         if lengths is None:    # last None: every sequence's last step is T - 1
             self._ctx = (x.shape, x.dtype, None) if is_grad_enabled() else None
             return np.ascontiguousarray(x[:, -1])
-        last = np.asarray(lengths, np.int64) - 1
-        if last.shape != (B,) or last.min() < 0 or last.max() >= T:
-            raise ValueError(f"lengths must be {B} values in [1, {T}] for LastTimestep")
+        last = lengths_array(lengths, B, T) - 1
+        if B and last.min() < 0:
+            raise ValueError(f"lengths must be >= 1 for LastTimestep (a sequence needs a last step), "
+                             f"got lengths[{int(np.argmin(last))}] = 0")
         self._ctx = (x.shape, x.dtype, last) if is_grad_enabled() else None
         return x[np.arange(B), last]
 
@@ -317,9 +326,7 @@ class LastTimestep(Module):
 
     def seq_backward(self, grad, need_input_grad=True):
         shape, dtype, last = require_forward(self, self._ctx)
-        grad = np.asarray(grad, dtype)
-        if grad.shape != (shape[0], shape[2]):
-            raise ValueError(f"grad must have shape {(shape[0], shape[2])}, got {grad.shape}")
+        grad = gradient(grad, "grad", (shape[0], shape[2]), dtype)
         self._ctx = None
         return LastStepGradient(grad, last, shape, dtype) if need_input_grad else None
 
@@ -330,26 +337,36 @@ class LastTimestep(Module):
         return x_t, None          # in a stream the current step is the last one
 
 
+def _module(who: str, layer):
+    """A wrapper's layer: a Module (anything else was kept as a plain attribute and failed later)."""
+    if not isinstance(layer, Module):
+        raise TypeError(f"{who} wraps a layer (a Module), got {type(layer).__name__}")
+    return layer
+
+
 class TimeDistributed(Module):
     """Applies a layer to every time step: (B, T, ...) -> layer on (B*T, ...) -> (B, T, ...)."""
 
     def __init__(self, layer: Module):
         super().__init__()
-        self.layer = layer
+        self.layer = _module("TimeDistributed", layer)
         self._shape = None
 
     def forward(self, x):
         x = np.asarray(x)
         if x.ndim < 3:
             raise ValueError(f"x must have (batch, time, ...) axes, got shape {x.shape}")
-        self._shape = x.shape[:2]
-        y = self.layer.forward(x.reshape((-1,) + x.shape[2:]))
-        return y.reshape(self._shape + y.shape[1:])
+        lead = x.shape[:2]
+        y = self.layer.forward(x.reshape((lead[0] * lead[1],) + x.shape[2:]))   # (-1 fails on 0-sized arrays)
+        y = y.reshape(lead + y.shape[1:])
+        self._shape = (lead, y.shape, y.dtype)
+        return y
 
     def backward(self, grad, need_input_grad: bool = True):
-        grad = np.asarray(grad)
-        dx = self.layer.backward(grad.reshape((-1,) + grad.shape[2:]), need_input_grad=need_input_grad)
-        return None if dx is None else dx.reshape(self._shape + dx.shape[1:])
+        lead, shape, dtype = require_forward(self, self._shape)
+        grad = gradient(grad, "grad", shape, dtype)   # (B, T) swapped would pass the inner layer's check
+        dx = self.layer.backward(grad.reshape((lead[0] * lead[1],) + grad.shape[2:]), need_input_grad=need_input_grad)
+        return None if dx is None else dx.reshape(lead + dx.shape[1:])
 
     def stream_check(self):
         self.layer.stream_check()
@@ -373,15 +390,22 @@ class Residual(Module):
 
     def __init__(self, layer: Module):
         super().__init__()
-        self.layer = layer
+        self.layer = _module("Residual", layer)
+        self._ctx = None
 
     def forward(self, x, lengths=None):
         y = self.layer.seq_forward(x, lengths)
         if np.shape(y) != np.shape(x):
             raise ValueError(f"Residual needs a layer that keeps the shape: {np.shape(x)} became {np.shape(y)}")
-        return x + y
+        self._ctx = (y.shape, y.dtype) if is_grad_enabled() else None
+        return np.asarray(x, y.dtype) + y       # the layer's dtype, as its output (float64 x, float32 layer)
 
     def backward(self, grad, need_input_grad: bool = True):
+        shape, dtype = require_forward(self, self._ctx)
+        if not isinstance(grad, LastStepGradient):     # the lazy one goes to the layer as it is
+            grad = gradient(grad, "grad", shape, dtype)
+        elif grad.shape != shape:
+            raise ValueError(f"grad must have the forward output's shape {shape}, got {grad.shape}")
         inner = self.layer.seq_backward(grad, need_input_grad)
         if not need_input_grad:
             return None

@@ -7,14 +7,20 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from ._checks import to_numpy
+from ._checks import float_input, to_numpy
 
 
 def _prepare(pred, target, mask, name):
-    pred = to_numpy(pred, "pred")
-    if pred.dtype.kind != "f":
-        raise TypeError(f"{name}: pred must be floating-point, got dtype {pred.dtype}")
-    target = to_numpy(target, "target")
+    try:
+        pred = float_input(pred, "pred")     # native byte order, so that the gradient is too
+    except TypeError:
+        raise TypeError(f"{name}: pred must be floating-point, got dtype {to_numpy(pred, 'pred').dtype}") from None
+    # C order: NumPy sums in memory order, so a Fortran-ordered or strided prediction gave a
+    # loss differing in the last bit from its contiguous copy's
+    pred = np.asarray(pred, order="C")
+    target = np.asarray(to_numpy(target, "target"), order="C")
+    if target.dtype.kind not in "fiub":   # objects and strings went on to astype(float64)
+        raise TypeError(f"{name}: target must be numeric, got dtype {target.dtype}")
     if mask is not None:
         mask = np.asarray(mask, bool)
         if mask.shape != pred.shape[:mask.ndim]:
@@ -46,14 +52,16 @@ def _elementwise(pred, target, mask, name, value_fn, grad_fn):
     if count == 0:
         return 0.0, np.zeros_like(pred)
     value = float(np.sum(value_fn(diff) * weight) / count)
-    grad = (grad_fn(diff) * weight / count).astype(pred.dtype, copy=False)
+    # times (weight / count), as mse's fast path scales by 2 / n: the same bits either way
+    grad = (grad_fn(diff) * (weight / count)).astype(pred.dtype, copy=False)
     return value, grad
 
 
 def mse(pred, target, mask=None):
     """Mean squared error (torch.nn.MSELoss)."""
     if mask is None and type(pred) is np.ndarray and type(target) is np.ndarray and pred.shape == target.shape \
-            and pred.dtype.kind == "f" and target.dtype.kind in "fiub" and pred.size:
+            and pred.dtype.kind == "f" and pred.dtype.isnative and target.dtype.kind in "fiub" and pred.size \
+            and pred.flags.c_contiguous and target.flags.c_contiguous:
         # The common case in a few NumPy calls (the general path costs ~12 us on a small batch).
         diff = pred.astype(np.float64)
         diff -= target
@@ -72,12 +80,17 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, mask=No
     """Softmax cross-entropy of logits (N, C) or (B, T, C) against integer labels (N,) or (B, T),
     as torch.nn.CrossEntropyLoss: optional class weights (C,) give the weighted mean;
     labels equal to ignore_index, or masked out, do not count. Stable (log-sum-exp)."""
+    if mask is not None and np.ndim(mask) >= np.ndim(logits):   # a mask is per position, never per class
+        raise ValueError(f"cross_entropy: mask must cover the leading axes of target (the logits' shape without "
+                         f"the class axis), got shape {np.shape(mask)} for logits {np.shape(logits)}")
     logits, target, mask = _prepare(logits, target, mask, "cross_entropy")
     if logits.ndim < 2:
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got shape {logits.shape}")
     if target.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class labels, got dtype {target.dtype}")
     C = logits.shape[-1]
+    if C == 0:
+        raise ValueError(f"cross_entropy: logits must have at least one class in the last axis, got shape {logits.shape}")
     if target.shape != logits.shape[:-1]:
         raise ValueError(f"cross_entropy: target must have shape {logits.shape[:-1]}, got {target.shape}")
     flat_logits = logits.reshape(-1, C)
@@ -89,7 +102,10 @@ def cross_entropy(logits, target, weight=None, ignore_index: int = -100, mask=No
     if bad.any():
         raise ValueError(f"cross_entropy: target labels must be in [0, {C}), found {int(labels[bad][0])}")
     safe = np.where(valid, labels, 0)
-    w = np.ones(C, np.float64) if weight is None else np.asarray(weight, np.float64)
+    w = np.ones(C, np.float64) if weight is None else to_numpy(weight, "weight")
+    if w.dtype.kind not in "fiu":      # strings and objects went on to a bare "could not convert"
+        raise TypeError(f"cross_entropy: weight must be numeric, got dtype {w.dtype}")
+    w = w.astype(np.float64)
     if w.shape != (C,):
         raise ValueError(f"cross_entropy: weight must have shape ({C},), got {w.shape}")
     sample_w = np.where(valid, w[safe], 0.0)
@@ -113,7 +129,19 @@ def bce_with_logits(logits, target, pos_weight=None, mask=None):
         raise ValueError(f"bce_with_logits: target must have the logits' shape {logits.shape}, got {target.shape}")
     x = logits.astype(np.float64)
     y = target.astype(np.float64)
-    log_weight = 1.0 if pos_weight is None else 1.0 + (np.asarray(pos_weight, np.float64) - 1.0) * y
+    log_weight = 1.0
+    if pos_weight is not None:
+        pw = to_numpy(pos_weight, "pos_weight")
+        if pw.dtype.kind not in "fiu":
+            raise TypeError(f"bce_with_logits: pos_weight must be numeric, got dtype {pw.dtype}")
+        try:
+            fits = np.broadcast_shapes(pw.shape, x.shape) == x.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"bce_with_logits: pos_weight of shape {pw.shape} does not broadcast to the logits' "
+                             f"shape {x.shape}")
+        log_weight = 1.0 + (pw.astype(np.float64) - 1.0) * y
     softplus_neg = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)     # log(1 + e^-x), stably
     loss = (1 - y) * x + log_weight * softplus_neg
     grad = (1 - y) - log_weight * ops.sigmoid(-x)

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import ops, seeding
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward
+from ._checks import float_array, float_dtype, lengths_array, positive_int, require_forward, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import Linear
 from .module import Module, Parameter
@@ -62,6 +62,7 @@ class MultiheadAttention(Module):
         x = float_array(x, "x", dtype)
         if x.ndim != 3 or x.shape[2] != self.embed_dim:
             raise ValueError(f"x must have shape (batch, time, {self.embed_dim}), got {x.shape}")
+        x = sequence_batch(x, "x", self.embed_dim, dtype, batch_first=True)   # and not empty
         B, T, E = x.shape
         lengths = lengths_array(lengths, B, T)
         if lengths is not None and lengths.min() < 1:
@@ -117,3 +118,18 @@ class MultiheadAttention(Module):
     def get_config(self):
         return dict(embed_dim=self.embed_dim, num_heads=self.num_heads, bias=self.in_proj_bias is not None,
                     dtype=self.in_proj_weight.dtype.name)
+
+    # quantize_dynamic swaps out_proj for an int8 layer: the file names it, so that ln.load
+    # rebuilds that layer (with the plain config, the int8 buffers found no layer to go to)
+    def to_config(self):
+        config = super().to_config()
+        if type(self.out_proj) is not Linear:
+            config["out_proj"] = self.out_proj.to_config()
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        module = cls(**config.get("config", {}))
+        if "out_proj" in config:
+            module.out_proj = Module.build(config["out_proj"])
+        return module

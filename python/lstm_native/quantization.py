@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import core
-from ._checks import float_array, lengths_array, require_shape, sequence_batch
+from ._checks import float_array, lengths_array, require_finite, require_shape, sequence_batch
 from .layers import Linear
 from .module import Module
 from .recurrent import GRU, LSTM, RecurrentBase
@@ -186,10 +186,14 @@ class QuantizedRecurrent(_Quantized):
         shape = (LD, B, H)
         h_n = np.zeros(shape, np.float32) if h0 is None else float_array(h0, "h0", np.float32).copy()
         require_shape(h_n, "h0", shape, "(num_layers * num_directions, batch, hidden_size)")
+        if h0 is not None:     # the int8 step quantises a NaN row into finite garbage: no error, a wrong output
+            require_finite(h_n, "h0")
         c_n = None
         if self.has_cell_state:
             c_n = np.zeros(shape, np.float32) if c0 is None else float_array(c0, "c0", np.float32).copy()
             require_shape(c_n, "c0", shape, "(num_layers * num_directions, batch, hidden_size)")
+            if c0 is not None:
+                require_finite(c_n, "c0")
         for layer in range(self.num_layers):
             outs = []
             for d, suffix in enumerate(self._suffixes(layer)):

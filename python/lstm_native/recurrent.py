@@ -13,7 +13,8 @@ import numpy as np
 
 from . import seeding
 from ._backend import core
-from ._checks import float_array, float_dtype, lengths_array, positive_int, require_shape, sequence_batch
+from ._checks import float_array, float_dtype, lengths_array, positive_int, probability, require_finite, \
+    require_shape, sequence_batch
 from ._grad_mode import is_grad_enabled
 from .layers import LastStepGradient
 from .module import Module, Parameter, module_structure_version
@@ -44,8 +45,7 @@ class RecurrentBase(Module):
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = probability("dropout", dropout)
         dtype = float_dtype(dtype)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
@@ -153,6 +153,7 @@ class RecurrentBase(Module):
         if isinstance(dout, LastStepGradient) and self.batch_first and dout.shape == ctx["out_shape"] \
                 and _same_last_steps(dout.last, ctx["last_steps"]):
             last_grad = float_array(dout.grad, "dout", self.dtype)   # only the last steps: no dense array
+            require_finite(last_grad, "dout")    # (the core would name its own argument, dout_last)
             dout = None
         if dout is not None:
             grad = float_array(dout, "dout", self.dtype)
@@ -206,7 +207,7 @@ class RecurrentBase(Module):
             return given.copy()          # the common case, a state a step returned: one copy
         arr = float_array(given, name, self.dtype)
         require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
-        return arr.copy()
+        return arr.copy()                # (the core checks that the state is finite)
 
     def _step_input(self, x_t):
         """x_t as a (batch, input_size) array of the layer's dtype, and whether it came unbatched."""

@@ -29,7 +29,12 @@ def generator(seed=None) -> np.random.Generator:
     """A new generator: from `seed` when given, else the next one manual_seed deals out,
     else fresh entropy."""
     if seed is not None:
-        return np.random.default_rng(seed)
+        if isinstance(seed, (bool, float, str, bytes)):     # default_rng would truncate nothing, but say nothing either
+            raise TypeError(f"seed must be a non-negative integer (or None), got {seed!r}")
+        try:
+            return np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:   # NumPy's "expected non-negative integer" names nothing
+            raise type(exc)(f"seed must be a non-negative integer (or None), got {seed!r}") from None
     return np.random.default_rng(new_seed())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import NonFiniteError
 from ._grad_mode import no_grad
 
 
@@ -21,6 +22,14 @@ def copy_state(state):
     if isinstance(state, (list, tuple)):
         return type(state)(copy_state(s) for s in state)
     return np.array(state, copy=True)
+
+
+def _finite(state) -> bool:
+    if state is None:
+        return True
+    if isinstance(state, (list, tuple)):
+        return all(_finite(s) for s in state)
+    return state.dtype.kind not in "fc" or bool(np.isfinite(state).all())
 
 
 class Stream:
@@ -34,6 +43,8 @@ class Stream:
     def reset(self, state=None) -> None:
         """Starts over from zeros, or from ``state`` (e.g. one returned by predict(..., return_state=True))."""
         self.state = copy_state(state)
+        if not _finite(self.state):    # the steps update the state in place without checking it
+            raise NonFiniteError("initial_state contains NaN or infinity")
         self.steps = 0
 
     def step(self, x_t):

@@ -36,12 +36,34 @@ def _model_dtype(model):
 def _inputs(X, model, name="X"):
     X = to_numpy(X, name)
     if X.dtype.kind == "f":
-        X = np.ascontiguousarray(X, dtype=_model_dtype(model))
+        X = np.asarray(X, dtype=_model_dtype(model), order="C")   # (ascontiguousarray makes a scalar 1-d)
     elif X.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold numbers (floats, or integer ids for an Embedding), got dtype {X.dtype}")
     if X.ndim == 0 or len(X) == 0:
         raise ValueError(f"{name} is empty")
+    if X.ndim == 1 and X.dtype.kind == "f":
+        # samples of no features: a batch's slice (b,) would reach a Linear(b, ...) as one
+        # feature vector, so the outcome depended on batch_size (ids (N,) for an Embedding are fine)
+        raise ValueError(f"{name} must have a samples axis and a features axis (2-D or more), got shape {X.shape}")
     return X
+
+
+def _sample_lengths(lengths, n):
+    """None, or one length per sample: the batches take slices of it, so a longer array passed
+    a batch's shape check (predict of one sample with two lengths took the first)."""
+    if lengths is None:
+        return None
+    lengths = to_numpy(lengths, "lengths")
+    if lengths.shape != (n,):
+        raise ValueError(f"lengths must have shape ({n},), one per sample, got {lengths.shape}")
+    return lengths
+
+
+def _targets(y):
+    y = to_numpy(y, "y")
+    if y.ndim == 0:
+        raise ValueError("y must hold one target per sample (at least 1-D), got a scalar")
+    return y
 
 
 def _check_batch_first(model):
@@ -126,14 +148,11 @@ class Samples:
 def _samples(model, X, y, lengths, validation_data, validation_split):
     """The checked training Samples and the validation tuple (X, y[, lengths]) or None."""
     X = _inputs(X, model)
-    y = to_numpy(y, "y")
+    y = _targets(y)
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y must have the same number of samples, got {n} and {len(y)}")
-    if lengths is not None:
-        lengths = to_numpy(lengths, "lengths")
-        if lengths.shape != (n,):
-            raise ValueError(f"lengths must have shape ({n},), one per sample, got {lengths.shape}")
+    lengths = _sample_lengths(lengths, n)
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     if validation_data is None and validation_split > 0:
@@ -340,6 +359,10 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    for name, limit in (("clip_grad_norm", clip_grad_norm), ("clip_grad_value", clip_grad_value)):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float, np.number))
+                                  or not 0 < limit < math.inf):   # else the first batch fails, naming max_norm
+            raise ValueError(f"{name} must be a positive number or None, got {limit!r}")
     if stateful:
         samples, validation_data = tbptt.series(_inputs(X, model), to_numpy(y, "y"), tbptt_steps, lengths,
                                                 validation_data, validation_split, lambda v: _inputs(v, model, "X_val"))
@@ -390,9 +413,10 @@ def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_
     loss_fn = losses.get(loss)
     tracker = metrics_.MetricSet(metrics, loss_fn)
     X = _inputs(X, model)
-    y = to_numpy(y, "y")
+    y = _targets(y)
     if len(y) != len(X):
         raise ValueError(f"X and y must have the same number of samples, got {len(X)} and {len(y)}")
+    lengths = _sample_lengths(lengths, len(X))
     total, n = 0.0, len(X)
     was_training = model.training
     model.eval()
@@ -400,7 +424,7 @@ def evaluate(model, X, y, loss="mse", batch_size: int = 256, lengths=None, loss_
         with no_grad():
             for start in range(0, n, batch_size):
                 sl = slice(start, start + batch_size)
-                lb = None if lengths is None else np.asarray(lengths)[sl]
+                lb = None if lengths is None else lengths[sl]
                 out, mask = _forward(model, X[sl], y[sl], lb)
                 value, _ = loss_fn(out, y[sl], mask=mask, **(loss_kwargs or {}))
                 total += value * len(X[sl])
@@ -434,9 +458,11 @@ def predict(model, X, lengths=None, batch_size=None, initial_state=None, return_
     _check_batch_first(model)
     X = _inputs(X, model)
     n = len(X)
-    batch_size = n if batch_size is None else int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    lengths = _sample_lengths(lengths, n)
+    if batch_size is None:
+        batch_size = n
+    elif not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")   # int() took 2.5 and "2"
     stateful = initial_state is not None or return_state
     was_training = model.training
     model.eval()
@@ -445,7 +471,7 @@ def predict(model, X, lengths=None, batch_size=None, initial_state=None, return_
         with no_grad():
             for i in range(0, n, batch_size):
                 rows = slice(i, i + batch_size)
-                lb = None if lengths is None else np.asarray(lengths)[rows]
+                lb = None if lengths is None else lengths[rows]
                 if stateful:
                     out, state = model.seq_forward_state(X[rows], _state_rows(initial_state, rows), lb)
                     states.append(state)

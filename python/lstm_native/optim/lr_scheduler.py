@@ -3,6 +3,26 @@
 from __future__ import annotations
 
 import math
+import numbers
+
+from .optimizers import _nonnegative, _number
+
+
+def _count(name, value, low: int) -> int:
+    """An integer >= low (not a bool, float or string: int() truncated 2.5, and "3" < 1 raised a
+    bare TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
+def _factor(name, value, low_open: bool) -> float:
+    value = _number(name, value)
+    if not ((value > 0) if low_open else (value >= 0)) or value > 1:
+        raise ValueError(f"{name} must be in {'(0' if low_open else '[0'}, 1], got {value!r}")
+    return value
 
 
 class LRScheduler:
@@ -36,9 +56,7 @@ class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size, self.gamma = _count("step_size", step_size, 1), _nonnegative("gamma", gamma)
         super().__init__(optimizer)
 
     def lr_at(self, epoch):
@@ -49,7 +67,7 @@ class ExponentialLR(LRScheduler):
     """lr = base_lr * gamma ** epoch."""
 
     def __init__(self, optimizer, gamma: float):
-        self.gamma = float(gamma)
+        self.gamma = _nonnegative("gamma", gamma)
         super().__init__(optimizer)
 
     def lr_at(self, epoch):
@@ -60,9 +78,7 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2."""
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0):
-        if T_max < 1:
-            raise ValueError(f"T_max must be >= 1, got {T_max}")
-        self.T_max, self.eta_min = int(T_max), float(eta_min)
+        self.T_max, self.eta_min = _count("T_max", T_max, 1), _nonnegative("eta_min", eta_min)
         super().__init__(optimizer)
 
     def lr_at(self, epoch):
@@ -73,9 +89,9 @@ class LinearLR(LRScheduler):
     """Scales base_lr linearly from start_factor to end_factor over total_iters epochs, then holds."""
 
     def __init__(self, optimizer, start_factor: float = 1 / 3, end_factor: float = 1.0, total_iters: int = 5):
-        if not 0 < start_factor <= 1 or not 0 <= end_factor <= 1:
-            raise ValueError("start_factor must be in (0, 1] and end_factor in [0, 1]")
-        self.start_factor, self.end_factor, self.total_iters = float(start_factor), float(end_factor), int(total_iters)
+        self.start_factor = _factor("start_factor", start_factor, low_open=True)
+        self.end_factor = _factor("end_factor", end_factor, low_open=False)
+        self.total_iters = _count("total_iters", total_iters, 0)   # negative ones gave negative rates
         super().__init__(optimizer)
 
     def lr_at(self, epoch):
@@ -87,7 +103,7 @@ class LinearWarmup(LinearLR):
     """Linear warmup from start_factor * lr to lr over warmup_epochs, then constant."""
 
     def __init__(self, optimizer, warmup_epochs: int, start_factor: float = 0.1):
-        super().__init__(optimizer, start_factor, 1.0, warmup_epochs)
+        super().__init__(optimizer, start_factor, 1.0, _count("warmup_epochs", warmup_epochs, 0))
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -96,13 +112,17 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
                  eps: float = 1e-8):
-        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
-            raise ValueError("mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs'")
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        factor = _number("factor", factor)
         if not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
-        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
-        self.threshold, self.threshold_mode = float(threshold), threshold_mode
-        self.cooldown, self.min_lr, self.eps = int(cooldown), float(min_lr), float(eps)
+        self.mode, self.factor, self.patience = mode, factor, _count("patience", patience, 0)
+        self.threshold, self.threshold_mode = _nonnegative("threshold", threshold), threshold_mode
+        self.cooldown = _count("cooldown", cooldown, 0)
+        self.min_lr, self.eps = _nonnegative("min_lr", min_lr), _nonnegative("eps", eps)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -120,7 +140,12 @@ class ReduceLROnPlateau(LRScheduler):
     def step(self, metric=None):
         if metric is None:
             raise ValueError("ReduceLROnPlateau.step needs the monitored metric")
-        metric = float(metric)
+        try:   # a number, a 0-d array or a one-element tensor; not a string ("0.5" would parse)
+            if isinstance(metric, (str, bytes, bool)):
+                raise TypeError
+            metric = float(metric)     # NaN counts as no improvement, as in torch
+        except (TypeError, ValueError):
+            raise TypeError(f"metric must be a number, got {type(metric).__name__} {metric!r}") from None
         self.last_epoch += 1
         if self._better(metric):
             self.best, self.num_bad_epochs = metric, 0

@@ -3,6 +3,9 @@ parameters. An optimizer holds Parameters (or a Module's parameters) and per-par
 buffers; ``lr`` is a plain attribute that schedulers change."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .._backend import core
@@ -63,18 +66,42 @@ class Optimizer:
         return f"{type(self).__name__}({hp})"
 
 
-def _nonnegative(name, value):
+def _number(name, value) -> float:
+    """A real number (not a bool or string: float() took "0.1" and True, and None raised a bare
+    float() error), finite (an infinite rate or decay turns the parameters into NaN)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
     value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def _nonnegative(name, value):
+    value = _number(name, value)
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
     return value
 
 
+def _positive(name, value):
+    value = _number(name, value)
+    if not value > 0:     # eps = 0 divides 0 by 0 where a gradient is zero
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
 def _fraction(name, value):
-    value = float(value)
+    value = _number(name, value)
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return value
+
+
+def _betas(betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return _fraction("betas[0]", betas[0]), _fraction("betas[1]", betas[1])
 
 
 class SGD(Optimizer):
@@ -85,7 +112,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
         self.momentum = _nonnegative("momentum", momentum)
-        self.dampening = float(dampening)
+        self.dampening = _number("dampening", dampening)
         self.weight_decay = _nonnegative("weight_decay", weight_decay)
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
@@ -111,8 +138,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  amsgrad: bool = False):
-        self.betas = (_fraction("betas[0]", betas[0]), _fraction("betas[1]", betas[1]))
-        self.eps = _nonnegative("eps", eps)
+        self.betas = _betas(betas)
+        self.eps = _positive("eps", eps)
         self.weight_decay = _nonnegative("weight_decay", weight_decay)
         self.amsgrad = bool(amsgrad)
         if self.amsgrad:
@@ -148,10 +175,12 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False):
         self.alpha = _fraction("alpha", alpha)
-        self.eps = _nonnegative("eps", eps)
+        self.eps = _positive("eps", eps)
         self.weight_decay = _nonnegative("weight_decay", weight_decay)
         self.momentum = _nonnegative("momentum", momentum)
         self.centered = bool(centered)
+        if self.centered and self.alpha == 0:   # the centred variance g*g - g*g: every step divides by eps
+            raise ValueError("alpha must be > 0 for a centered RMSprop (with alpha = 0 the centred variance is 0)")
         self.buffers = ("square_avg",) + (("grad_avg",) if self.centered else ()) + \
             (("momentum_buffer",) if self.momentum > 0 else ())
         super().__init__(params, lr)
@@ -175,7 +204,7 @@ class Adagrad(Optimizer):
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10):
         self.lr_decay = _nonnegative("lr_decay", lr_decay)
         self.weight_decay = _nonnegative("weight_decay", weight_decay)
-        self.eps = _nonnegative("eps", eps)
+        self.eps = _positive("eps", eps)
         self.initial_accumulator_value = _nonnegative("initial_accumulator_value", initial_accumulator_value)
         super().__init__(params, lr)
         for s in self.state["sum"]:
