@@ -3,7 +3,7 @@
 A C++ core (Eigen, OpenMP) runs each recurrent layer over a whole sequence in one call;
 this package wraps it in PyTorch-compatible layers and a Keras-like training loop.
 """
-from . import callbacks, data, losses, metrics, optim, plotting, reference, tbptt
+from . import callbacks, data, init, losses, metrics, optim, plotting, reference, tbptt
 from ._backend import core as _core
 from ._checks import NonFiniteError
 from ._grad_mode import is_grad_enabled, no_grad
@@ -50,7 +50,7 @@ def backend_isa() -> str:
     return _core.isa
 
 
-__all__ = ["LSTM", "GRU", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
+__all__ = ["LSTM", "GRU", "init", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
            "TimeDistributed", "Residual", "Attention", "Seq2Seq", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "metrics", "tbptt", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
            "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed"]
