@@ -21,6 +21,13 @@ struct StepForward {
   T* aux_next;             // LSTM: out c_t
   const T* recurrent_bias; // GRU: b_hn (natural unit order)
   Index h_prev_stride, h_next_stride;
+  // Beyond LSTM's and GRU's needs (cell_base.h):
+  const T* h_rec = nullptr;   // h_{t-1} as it fed the recurrent product (times the recurrent dropout
+  Index h_rec_stride = 0;     //   mask when there is one; else h_prev), rows h_rec_stride apart
+  T* extra = nullptr;         // the cell's per-row storage for backward, rows extra_stride apart
+  Index extra_stride = 0;
+  const T* params = nullptr;  // the cell's own parameters, concatenated (natural unit order)
+  T* second = nullptr;        // cells with a second product: its input, written by forward_first (rows H apart)
 };
 
 template <class T>
@@ -36,6 +43,41 @@ struct StepBackward {
   T* bias_grad;        // G*H: += column sums of the gradients w.r.t. h W_hh^T + b_hh (null: no bias)
   T* input_bias_grad;  // G*H: += those w.r.t. x W_ih^T + b_ih, for cells where they differ
   Index h_prev_stride;
+  // Beyond LSTM's and GRU's needs (cell_base.h):
+  const T* h_rec = nullptr;   // as in StepForward
+  Index h_rec_stride = 0;
+  T* extra = nullptr;
+  Index extra_stride = 0;
+  const T* params = nullptr;
+  T* param_grad = nullptr;    // += the gradients of `params` (a slice per team member), or null
+  const T* second = nullptr;  // cells with a second product: its input (rows H apart)
+  const T* d_second = nullptr;  // d loss / d that input, for backward_first (rows H apart)
+  T* d_rec = nullptr;         // backward_first: += d loss / d h_rec (dh itself without recurrent dropout)
+};
+
+// A cell's last touch on the input projection (kNormalizesInput): `rows` rows of gates
+// (x W_ih^T, no bias yet), GH apart; bias is the interleaved input_bias().
+template <class T>
+struct PrepareInputs {
+  T* gates;
+  Index rows;
+  T* extra;
+  Index extra_stride;
+  const T* params;
+  const T* bias;
+};
+
+// After the backward loop, for cells whose input projection's gradients differ from the
+// recurrent product's (kInputGradientsDiffer): `rows` rows of gates (GH apart) to turn into
+// the former, with the cell's aux (H apart) and extra rows beside them.
+template <class T>
+struct InputGradients {
+  T* gates;
+  const T* aux;
+  T* extra;
+  Index extra_stride;
+  const T* params;
+  Index rows;
 };
 
 }  // namespace lstm_native

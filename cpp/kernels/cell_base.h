@@ -1,0 +1,65 @@
+// What a cell trait may declare beyond LSTM's and GRU's plain shape, with the defaults those
+// two use. The step loop (recurrent.h, recurrent_step.h) reads these constants and calls these
+// hooks for every cell; a cell overrides only what it needs:
+//
+//   kRowLocal           the gate math needs whole rows (layer norm's statistics, a second
+//                       product that needs every unit of r * h): the team splits the batch
+//                       or gives each direction one member, never the hidden units
+//   kNaturalLayout      gate columns stay in PyTorch's order (GateLayout with one block of
+//                       H units) instead of interleaved blocks of 16, so that the columns of
+//                       a subset of gates are contiguous (row-local cells only)
+//   kNormalizesInput    the input projection comes out of its GEMM without bias and
+//                       prepare_inputs() finishes it (normalises each row, adds the bias)
+//   kSecondProductGates the last kSecondProductGates gates take their recurrent product from
+//                       a per-row vector forward_first() computes (r * h for the textbook
+//                       GRU) rather than from h; the loop runs that second product between
+//                       forward_first() and forward(), and in backward between backward()
+//                       and backward_first() (natural layout only)
+//   kParamArrays        parameters of the cell's own beyond W_ih, W_hh, b_ih, b_hh (layer
+//                       norm's gains), each param_array_size(k, H) long; the loop hands them
+//                       to the cell concatenated in order (natural unit order) as `params`,
+//                       and sums their gradients from `param_grad`
+//   extra_width(H)      values per packed row the cell keeps from forward to backward
+//                       (`extra`), beside the gate activations and `aux`
+#pragma once
+
+#include "../common.h"
+#include "gate_layout.h"
+#include "step.h"
+
+namespace lstm_native {
+
+struct CellBase {
+  static constexpr bool kRowLocal = false;
+  static constexpr bool kNaturalLayout = false;
+  static constexpr bool kNormalizesInput = false;
+  static constexpr int kSecondProductGates = 0;
+  static constexpr int kParamArrays = 0;
+  static Index param_array_size(int, Index) { return 0; }
+  static Index extra_width(Index) { return 0; }
+
+  template <class T>
+  static void prepare_inputs(const PrepareInputs<T>&, const GateLayout&) {}
+  template <class T>
+  static void forward_first(const StepForward<T>&, const GateLayout&, Index, Index) {}
+  template <class T>
+  static void backward_first(const StepBackward<T>&, const GateLayout&, Index, Index) {}
+};
+
+// The total size of a cell's own parameters.
+template <class Cell>
+Index cell_param_size(Index hidden) {
+  Index n = 0;
+  for (int k = 0; k < Cell::kParamArrays; ++k) n += Cell::param_array_size(k, hidden);
+  return n;
+}
+
+// The gate layout a cell's kernels work in.
+template <class Cell>
+GateLayout cell_layout(Index hidden) {
+  GateLayout layout{hidden, Cell::kGates};
+  if (Cell::kNaturalLayout) layout.block_units = hidden;
+  return layout;
+}
+
+}  // namespace lstm_native
