@@ -57,9 +57,8 @@ Index cell_param_size(Index hidden) {
 // The gate layout a cell's kernels work in.
 template <class Cell>
 GateLayout cell_layout(Index hidden) {
-  GateLayout layout{hidden, Cell::kGates};
-  if (Cell::kNaturalLayout) layout.block_units = hidden;
-  return layout;
+  static_assert(!Cell::kNaturalLayout, "the natural layout comes with the int8 path's GateLayout::natural");
+  return GateLayout{hidden, Cell::kGates};
 }
 
 }  // namespace lstm_native

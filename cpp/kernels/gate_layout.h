@@ -18,18 +18,17 @@ struct GateLayout {
   static constexpr Index kBlock = 16;
   Index hidden;  // H
   int gates;     // G
-  Index block_units = kBlock;  // units per block; H (one block) keeps PyTorch's order (cell_base.h)
 
-  Index blocks() const { return (hidden + block_units - 1) / block_units; }
-  Index first_unit(Index block) const { return block * block_units; }
-  Index width(Index block) const { return std::min(block_units, hidden - block * block_units); }
+  Index blocks() const { return (hidden + kBlock - 1) / kBlock; }
+  Index first_unit(Index block) const { return block * kBlock; }
+  Index width(Index block) const { return std::min(kBlock, hidden - block * kBlock); }
   // First interleaved column of a block; blocks before it are all full width.
-  Index column(Index block) const { return gates * block_units * block; }
+  Index column(Index block) const { return gates * kBlock * block; }
   Index columns() const { return gates * hidden; }
   // The interleaved position of PyTorch's row gate * H + unit.
   Index interleaved(int gate, Index unit) const {
-    const Index block = unit / block_units;
-    return column(block) + gate * width(block) + unit % block_units;
+    const Index block = unit / kBlock;
+    return column(block) + gate * width(block) + unit % kBlock;
   }
 
   // dst (G*H x cols, interleaved rows) <- src (G*H x cols, PyTorch's rows).
