@@ -24,7 +24,7 @@ void step_rows(const QuantizedRecurrentArgs& a, Index b0, Index b1) {
   float* c = a.c ? a.c + b0 * H : nullptr;
   for (Index s = 0; s < a.steps; ++s) {
     const Index t = a.reverse ? a.steps - 1 - s : s;
-    for (Index r = 0; r < rows; ++r) active[r] = t < a.lengths[b0 + r];
+    for (Index r = 0; r < rows; ++r) active[r] = !a.lengths || t < a.lengths[b0 + r];
     qgemm::quantize_activations(h, rows, H, H, h_q.data(), h_scale.data(), h_zero.data());
     qgemm::gemm_dequantize(rows, GH, kp, h_q.data(), h_scale.data(), h_zero.data(), a.w_q, a.w_scale, a.w_row_sum,
                            a.bias, gh.data(), GH, false);

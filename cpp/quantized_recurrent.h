@@ -21,7 +21,7 @@ struct QuantizedRecurrentArgs {
   const float* bias = nullptr;         // b_hh (G*H) or null
   float* h = nullptr;                  // batch x hidden: initial state in, final state out
   float* c = nullptr;                  // the same for the LSTM's cell state; null for GRU
-  const Index* lengths = nullptr;      // per row, in [0, steps]
+  const int64_t* lengths = nullptr;    // per row, in [0, steps]; null: all `steps` long
   bool reverse = false;                // run t = steps-1 .. 0
   float* out = nullptr;                // h_t of row b at out + b * out_row + t * out_step (hidden floats)
   Index out_row = 0, out_step = 0;     //   zero where t >= lengths[b]

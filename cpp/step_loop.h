@@ -36,16 +36,21 @@ struct StepPlan {
   bool split_batch = false;             // else split units
   bool synchronised() const { return !split_batch && per_direction > 1; }
 
-  static StepPlan make(int directions, Index batch, Index hidden, Index gate_columns, Index blocks) {
+  // row_local: the cell needs whole rows (cell_base.h), so members never split the units.
+  static StepPlan make(int directions, Index batch, Index hidden, Index gate_columns, Index blocks,
+                       bool row_local = false) {
     StepPlan plan;
     const int pool = get_num_threads();
     if (pool < directions) return plan;  // one thread runs both directions
     const int per = pool / directions;
     const StepSplit forced = step_split_override();
-    const int by_rows = static_cast<int>(std::min<Index>(per, forced == StepSplit::kBatch ? batch : batch / kMinRows));
-    if (forced != StepSplit::kUnits && by_rows >= 2) {
+    const int by_rows = static_cast<int>(std::min<Index>(per, forced == StepSplit::kBatch || (row_local && forced ==
+                                                         StepSplit::kUnits) ? batch : batch / kMinRows));
+    if ((forced != StepSplit::kUnits || row_local) && by_rows >= 2) {
       plan.split_batch = true;
       plan.per_direction = by_rows;
+    } else if (row_local) {
+      plan.per_direction = 1;
     } else {
       const double flops = 2.0 * batch * hidden * gate_columns;  // per direction and step
       plan.per_direction = static_cast<int>(std::max<Index>(1, std::min<Index>({per, threads_for(flops, 1e6), blocks})));

@@ -5,9 +5,9 @@
 //   kRowLocal           the gate math needs whole rows (layer norm's statistics, a second
 //                       product that needs every unit of r * h): the team splits the batch
 //                       or gives each direction one member, never the hidden units
-//   kNaturalLayout      gate columns stay in PyTorch's order (GateLayout with one block of
-//                       H units) instead of interleaved blocks of 16, so that the columns of
-//                       a subset of gates are contiguous (row-local cells only)
+//   kNaturalLayout      gate columns stay in PyTorch's order (GateLayout::natural) instead of
+//                       interleaved blocks of 16, so that the columns of a subset of gates are
+//                       contiguous (row-local cells only)
 //   kNormalizesInput    the input projection comes out of its GEMM without bias and
 //                       prepare_inputs() finishes it (normalises each row, adds the bias)
 //   kSecondProductGates the last kSecondProductGates gates take their recurrent product from
@@ -57,8 +57,7 @@ Index cell_param_size(Index hidden) {
 // The gate layout a cell's kernels work in.
 template <class Cell>
 GateLayout cell_layout(Index hidden) {
-  static_assert(!Cell::kNaturalLayout, "the natural layout comes with the int8 path's GateLayout::natural");
-  return GateLayout{hidden, Cell::kGates};
+  return GateLayout{hidden, Cell::kGates, Cell::kNaturalLayout};
 }
 
 }  // namespace lstm_native

@@ -6,6 +6,11 @@
 // A thread that owns a range of unit blocks then owns one contiguous range of gate columns,
 // so it computes its share of h W_hh^T with one GEMM and applies the gate math without
 // waiting for any other thread. The last block may be narrower than 16.
+//
+// The int8 layers (quantized_recurrent.cpp) run the same cells on PyTorch's order as it is:
+// their products come out of weights quantised row by row in that order. A block's gates
+// are then H columns apart instead of side by side; only the cells' gate math
+// (for_each_unit_block) reads that order, every other function here is for the interleaved one.
 #pragma once
 
 #include "../common.h"
@@ -16,8 +21,9 @@ namespace lstm_native {
 
 struct GateLayout {
   static constexpr Index kBlock = 16;
-  Index hidden;  // H
-  int gates;     // G
+  Index hidden;         // H
+  int gates;            // G
+  bool natural = false; // PyTorch's order (G stacked runs of H columns) instead of interleaved
 
   Index blocks() const { return (hidden + kBlock - 1) / kBlock; }
   Index first_unit(Index block) const { return block * kBlock; }
@@ -25,8 +31,12 @@ struct GateLayout {
   // First interleaved column of a block; blocks before it are all full width.
   Index column(Index block) const { return gates * kBlock * block; }
   Index columns() const { return gates * hidden; }
-  // The interleaved position of PyTorch's row gate * H + unit.
+  // Where a block's gate 0 starts in a row of G*H columns, and how far apart its gates are.
+  Index gate_column(Index block) const { return natural ? first_unit(block) : column(block); }
+  Index gate_step(Index block) const { return natural ? hidden : width(block); }
+  // The interleaved position of PyTorch's row gate * H + unit (itself in the natural order).
   Index interleaved(int gate, Index unit) const {
+    if (natural) return gate * hidden + unit;
     const Index block = unit / kBlock;
     return column(block) + gate * width(block) + unit % kBlock;
   }
@@ -57,7 +67,7 @@ struct GateLayout {
     for (Index k = 0; k < blocks(); ++k)
       for (int g = 0; g < gates; ++g) {
         const Index u0 = first_unit(k), w = width(k);
-        const T* s = src + column(k) + g * w;
+        const T* s = src + gate_column(k) + g * gate_step(k);
         T* d = dst + (g * hidden + u0) * cols;
         for (Index j = 0; j < cols; ++j)
           for (Index u = 0; u < w; ++u) d[u * cols + j] += s[j * src_stride + u];
@@ -71,16 +81,17 @@ struct GateLayout {
 template <class T, int W>
 struct UnitBlock {
   using Array = Eigen::Array<T, W, 1>;
-  Index column;  // the block's first gate column
-  Index gates;   // offset of that column in this row of a (rows x G*H) buffer
+  Index column;     // the block's first gate column
+  Index gate_step;  // columns from one of its gates to the next
+  Index gates;      // offset of that column in this row of a (rows x G*H) buffer
   Index units;   // offset of its first unit in a (rows x H) buffer
   Index unit;    // its first unit's index in 0..H-1
   Index width;   // units in the block
   Index row_index;  // the row's index in the step's buffers
 
   // Gate g of the block in a (rows x G*H) buffer.
-  Eigen::Map<Array> gate(T* buffer, int g) const { return {buffer + gates + g * width, width}; }
-  Eigen::Map<const Array> gate(const T* buffer, int g) const { return {buffer + gates + g * width, width}; }
+  Eigen::Map<Array> gate(T* buffer, int g) const { return {buffer + gates + g * gate_step, width}; }
+  Eigen::Map<const Array> gate(const T* buffer, int g) const { return {buffer + gates + g * gate_step, width}; }
   // The block's units in a (rows x H) buffer, or one whose rows are `stride` apart.
   Eigen::Map<Array> row(T* buffer) const { return {buffer + units, width}; }
   Eigen::Map<const Array> row(const T* buffer) const { return {buffer + units, width}; }
@@ -89,7 +100,7 @@ struct UnitBlock {
   // The block's units in a per-unit vector (H).
   Eigen::Map<const Array> vector(const T* buffer) const { return {buffer + unit, width}; }
   // Gate g of the block in a per-column vector (G*H), such as a bias gradient.
-  Eigen::Map<Array> column_vector(T* buffer, int g) const { return {buffer + column + g * width, width}; }
+  Eigen::Map<Array> column_vector(T* buffer, int g) const { return {buffer + column + g * gate_step, width}; }
 };
 
 // Runs body(block) for rows 0, row_step, ... (rows of them) and unit blocks
@@ -102,12 +113,12 @@ inline void for_each_unit_block(const GateLayout& layout, Index rows, Index row_
   for (Index i = 0; i < rows; ++i)
     for (Index k = block_begin; k < block_end; ++k) {
       const Index r = i * row_step;
-      const Index column = layout.column(k), gates = r * GH + column, units = r * H + layout.first_unit(k);
-      const Index unit = layout.first_unit(k), width = layout.width(k);
+      const Index column = layout.gate_column(k), gate_step = layout.gate_step(k), gates = r * GH + column;
+      const Index unit = layout.first_unit(k), units = r * H + unit, width = layout.width(k);
       if (width == kFull)
-        body(UnitBlock<T, static_cast<int>(kFull)>{column, gates, units, unit, width, r});
+        body(UnitBlock<T, static_cast<int>(kFull)>{column, gate_step, gates, units, unit, width, r});
       else
-        body(UnitBlock<T, Eigen::Dynamic>{column, gates, units, unit, width, r});
+        body(UnitBlock<T, Eigen::Dynamic>{column, gate_step, gates, units, unit, width, r});
     }
 }
 

@@ -69,7 +69,7 @@ template <class At, class T>
 auto gate_of(const At& at, T* row, int g) {
   using A = typename At::Array;
   using Map = std::conditional_t<std::is_const_v<T>, Eigen::Map<const A>, Eigen::Map<A>>;
-  return Map(row + at.column + g * at.width, at.width);
+  return Map(row + at.column + g * at.gate_step, at.width);
 }
 
 // A natural-order vector's slice for a block (gate g of a G*H vector, or g = 0 for an H one).
