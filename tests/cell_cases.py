@@ -2,8 +2,8 @@
 recurrent dropout / zoneout masks, and runs through our layers and the NumPy reference."""
 import numpy as np
 
+import lstm_native as ln
 from lstm_native import reference
-from lstm_native import recurrent as ln
 
 # name: (factory(input_size, hidden, **kw), reference cell)
 CELLS = {

@@ -64,21 +64,20 @@ DirectionSizes direction_sizes(const py::handle& tuple) {
                           (may_project ? "[, w_hr]" : "") +
                           (Cell::kParamArrays ? ", then the cell's " + std::to_string(Cell::kParamArrays) + " gain/shift arrays" : "") +
                           ") for " + Cell::kName);
-  const py::array w_hh = checked<T>(w[1], "weight_hh", {-1, -1});
   DirectionSizes s;
-  if (w_hh.shape(0) == 0 || w_hh.shape(0) % Cell::kGates)
-    throw py::value_error("weight_hh must have " + std::to_string(Cell::kGates) + " * hidden_size rows, got " +
-                          std::to_string(w_hh.shape(0)));
-  s.hidden = w_hh.shape(0) / Cell::kGates;
-  s.state = w_hh.shape(1);
   s.projected = may_project && w.size() == base + 1 && !w[4].is_none();
-  if (!s.projected && s.state != s.hidden)
-    throw py::value_error("weight_hh must have shape (" + std::to_string(w_hh.shape(0)) + ", " +
-                          std::to_string(s.hidden) + "), got (" + std::to_string(w_hh.shape(0)) + ", " +
-                          std::to_string(s.state) + ")");
-  if (s.projected && (s.state == 0 || s.state >= s.hidden))
-    throw py::value_error("proj_size must be in [1, hidden_size), got weight_hh with " + std::to_string(s.state) +
-                          " columns for hidden_size " + std::to_string(s.hidden));
+  if (s.projected) {  // H and S from W_hr (S, H); W_hh must then be (4H, S)
+    const py::array w_hr = checked<T>(w[4], "weight_hr", {-1, -1});
+    s.state = w_hr.shape(0);
+    s.hidden = w_hr.shape(1);
+    if (s.state == 0 || s.state >= s.hidden)
+      throw py::value_error("weight_hr must be (proj_size, hidden_size) with 0 < proj_size < hidden_size, got (" +
+                            std::to_string(s.state) + ", " + std::to_string(s.hidden) + ")");
+  } else {
+    s.hidden = s.state = checked<T>(w[1], "weight_hh", {-1, -1}).shape(1);
+  }
+  if (s.hidden == 0) throw py::value_error("hidden size is 0");
+  checked<T>(w[1], "weight_hh", {Cell::kGates * s.hidden, s.state});
   return s;
 }
 
@@ -209,7 +208,8 @@ py::tuple backward_typed(Workspace& workspace, const py::object& x_obj, const py
   if (!ws.ready_for_backward)
     throw py::value_error("backward needs a forward first (each forward's results serve one backward)");
   if (std::string(ws.cell_name) != Cell::kName)
-    throw py::value_error(std::string("this workspace holds a ") + ws.cell_name + " forward, not " + Cell::kName);
+    throw py::value_error(std::string("this workspace holds another cell's forward (") + ws.cell_name + "), not " +
+                          Cell::kName);
   const LayerShape& s = ws.shape;
   const Index T_ = s.sequence.steps, B = s.sequence.batch, I = s.input, H = s.hidden, S = s.state();
   const int D = s.directions;

@@ -33,12 +33,13 @@ namespace layer_norm {
 constexpr double kEps = 1e-5;
 
 // mean and 1 / sqrt(var + eps) of n contiguous values.
+// (In double whatever T: float32's rounding in these sums is what layer norm amplifies.)
 template <class T>
 void stats(const T* v, Index n, T* mean, T* rstd) {
   const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> a(v, n);
-  const T m = a.mean();
-  *mean = m;
-  *rstd = T(1) / std::sqrt((a - m).square().mean() + T(kEps));
+  const double m = a.template cast<double>().mean();
+  *mean = T(m);
+  *rstd = T(1.0 / std::sqrt((a.template cast<double>() - m).square().mean() + kEps));
 }
 
 // A copy of a step's arguments moved to its i-th row, as a one-row step.
@@ -109,7 +110,7 @@ void input_gradients(const InputGradients<T>& p, const GateLayout& layout, Index
   for (Index r = 0; r < p.rows; ++r) {
     T* gates = p.gates + r * GH;
     const T* extra = p.extra + r * p.extra_stride;
-    T sum = 0, sum_x = 0;
+    double sum = 0, sum_x = 0;
     for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
       for (int g = 0; g < layout.gates; ++g) {
         const auto dy = (gate_of(at, extra + GH, g) * unit_of(at, p.params, g, H)).eval();
@@ -117,7 +118,7 @@ void input_gradients(const InputGradients<T>& p, const GateLayout& layout, Index
         sum_x += (dy * gate_of(at, extra, g)).sum();
       }
     });
-    const T rstd = extra[rstd_at], m1 = sum / T(GH), m2 = sum_x / T(GH);
+    const T rstd = extra[rstd_at], m1 = T(sum / GH), m2 = T(sum_x / GH);
     for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
       for (int g = 0; g < layout.gates; ++g)
         gate_of(at, gates, g) =
@@ -204,7 +205,7 @@ struct LayerNormLstmCell : CellBase {
     for (Index i = 0; i < s.rows; ++i) {
       const StepBackward<T> o = one_row(s, i, layout);
       // 1. through h = o * tanh(LN(c) g_c + b_c): d o, and d LN(c)'s input side sums
-      T s1 = 0, s2 = 0;
+      double s1 = 0, s2 = 0;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         auto og = at.gate(o.gates, 3);
@@ -223,8 +224,8 @@ struct LayerNormLstmCell : CellBase {
         og = dh * tc * og * (T(1) - og);
       });
       // 2. the cell update and the gates; sums for LN(h W_hh^T)'s backward
-      const T rstd_c = o.extra[rstd(H, 2)], m1 = s1 / T(H), m2 = s2 / T(H);
-      T t1 = 0, t2 = 0;
+      const T rstd_c = o.extra[rstd(H, 2)], m1 = T(s1 / H), m2 = T(s2 / H);
+      double t1 = 0, t2 = 0;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         auto ig = at.gate(o.gates, 0), f = at.gate(o.gates, 1), gg = at.gate(o.gates, 2);
@@ -255,7 +256,7 @@ struct LayerNormLstmCell : CellBase {
         }
       });
       // 3. gates <- d (h W_hh^T); d a kept where h_hat was, for the input side
-      const T rstd_h = o.extra[rstd(H, 1)], n1 = t1 / T(GH), n2 = t2 / T(GH);
+      const T rstd_h = o.extra[rstd(H, 1)], n1 = T(t1 / GH), n2 = T(t2 / GH);
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         for (int g = 0; g < kGates; ++g) {
@@ -342,7 +343,7 @@ struct LayerNormGruCell : CellBase {
     for (Index i = 0; i < s.rows; ++i) {
       const StepBackward<T> o = one_row(s, i, layout);
       // 1. GRU's gradients: w.r.t. ah (dah, into the gates) and ax (dax: r, z as dah, n's in aux)
-      T t1 = 0, t2 = 0;
+      double t1 = 0, t2 = 0;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         auto r = at.gate(o.gates, 0), z = at.gate(o.gates, 1), cand = at.gate(o.gates, 2);
@@ -374,7 +375,7 @@ struct LayerNormGruCell : CellBase {
         }
       });
       // 2. gates <- d (h W_hh^T); dax kept where h_hat was, for the input side
-      const T rstd_h = o.extra[rstd(H, 1)], n1 = t1 / T(GH), n2 = t2 / T(GH);
+      const T rstd_h = o.extra[rstd(H, 1)], n1 = T(t1 / GH), n2 = T(t2 / GH);
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         for (int g = 0; g < kGates; ++g) {
           auto dah = at.gate(o.gates, g);

@@ -17,7 +17,7 @@ from .layers import (Dropout, Embedding, LastTimestep, LayerNorm, Linear, ReLU, 
 from .module import Module, Parameter
 from .multihead_attention import MultiheadAttention
 from .quantization import quantize_dynamic
-from .recurrent import GRU, LSTM
+from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
 from .seeding import manual_seed
 from .seq2seq import Seq2Seq
 from .sequential import Sequential
@@ -50,7 +50,7 @@ def backend_isa() -> str:
     return _core.isa
 
 
-__all__ = ["LSTM", "GRU", "init", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
+__all__ = ["LSTM", "GRU", "RNN", "LayerNormLSTM", "LayerNormGRU", "init", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
            "TimeDistributed", "Residual", "Attention", "Seq2Seq", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "metrics", "tbptt", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
            "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed"]

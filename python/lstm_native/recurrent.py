@@ -41,7 +41,7 @@ def _probability(name: str, value) -> float:
     """A rate in [0, 1)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -190,7 +190,7 @@ class RecurrentBase(Module):
             out, h, c = core.recurrent_forward(
                 self.cell, layer_input, self.batch_first, lengths, self._layer_params(layer, "data"),
                 None if h0 is None else h0[sl], None if c0 is None else c0[sl], self._workspaces[layer], keep,
-                *(() if rec_mask is None and keep_mask is None and not zoneout else (rec_mask, keep_mask, zoneout)))
+                rec_mask, keep_mask, zoneout)
             h_n[sl] = h
             if c_n is not None:
                 c_n[sl] = c
@@ -296,7 +296,7 @@ class RecurrentBase(Module):
         for layer in range(self.num_layers):
             weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.data for name in names)
             core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], weights,
-                                h[layer], None if c is None else c[layer], *((self.zoneout,) if self.zoneout else ()))
+                                h[layer], None if c is None else c[layer], self.zoneout)
 
     # Streams and stateful predict carry the state: (h, c) for an LSTM, h for a GRU.
     def _split_state(self, state):
