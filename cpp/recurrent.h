@@ -41,6 +41,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace lstm_native {
@@ -341,13 +343,6 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
       W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
       W.input_weights.multiply_parallel(N, false, W.hx.data() + S, HX, T(1), T(0), W.gates.data(), GH,
                                         Cell::kNormalizesInput ? nullptr : W.bias.data());
-      if (Cell::kNormalizesInput)
-        run_team(threads_for(10.0 * N * GH, 2e5), [&](int id, int size) {
-          Index r0, r1;
-          share(N, id, size, &r0, &r1);
-          Cell::prepare_inputs(PrepareInputs<T>{W.gates.data() + r0 * GH, r1 - r0, W.extra.data() + r0 * E, E,
-                                                W.params.data(), W.bias.data()}, layout);
-        });
     }
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
@@ -417,6 +412,7 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
           step.extra = W.extra.data() + row0 * E;
           step.extra_stride = E;
           step.params = W.params.data();
+          step.input_bias = W.bias.data();
           if (Cell::kSecondProductGates) {
             step.second = W.second.data() + row0 * H;
             Cell::forward_first(step, layout, my.block_begin, my.block_end);
@@ -691,13 +687,19 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   if (a.dx) std::fill_n(a.dx, shape.sequence.steps * B * I, T(0));
   ws.packed.resize(N * I);
   const bool transposed = transposed_product_pads_less<T>(GH, HX);
-  // grad_w's columns [col, col + cols) (its rows, when transposed) = dG^T of hx's columns [col, col + cols)
+  // grad_w's columns [col, col + cols) (its rows, when transposed) = dG^T of hx's columns [col, col + cols);
+  // dG: the gates, or for the input side of cells that leave it there, the cell's extra rows.
+  const auto input_side = [&](typename RecurrentWorkspace<T>::Direction& W, bool input) {
+    return (input && Cell::kInputGradientsInExtra) ? std::pair<const T*, Index>{W.extra.data() + Cell::input_gradient_offset(H), E}
+                                                   : std::pair<const T*, Index>{W.gates.data(), GH};
+  };
   const auto weight_gradient = [&](typename RecurrentWorkspace<T>::Direction& W, Index col, Index cols) {
+    const auto [dG, ld] = input_side(W, col >= S);
     if (transposed)
-      gemm_parallel<T>(true, false, cols, GH, N, T(1), W.hx.data() + col, HX, W.gates.data(), GH, T(0),
+      gemm_parallel<T>(true, false, cols, GH, N, T(1), W.hx.data() + col, HX, dG, ld, T(0),
                        W.grad_w.data() + col * GH, GH);
     else
-      gemm_parallel<T>(true, false, GH, cols, N, T(1), W.gates.data(), GH, W.hx.data() + col, HX, T(0),
+      gemm_parallel<T>(true, false, GH, cols, N, T(1), dG, ld, W.hx.data() + col, HX, T(0),
                        W.grad_w.data() + col, HX);
     if (Cell::kSecondProductGates && col == 0) {  // the second product's rows (natural layout)
       if (transposed)
@@ -718,13 +720,14 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     W.grad_w.resize(GH * HX);
     if (Cell::kInputGradientsDiffer) {
       weight_gradient(W, 0, S);
-      run_team(threads_for(double(N) * GH, 5e5), [&](int id, int size) {
-        Index r0, r1;
-        share(N, id, size, &r0, &r1);
-        Cell::to_input_gradients(InputGradients<T>{W.gates.data() + r0 * GH, W.aux.data() + r0 * H,
-                                                   W.extra.data() + r0 * E, E, W.params.data(), r1 - r0},
-                                 layout);
-      });
+      if (!Cell::kInputGradientsInExtra)
+        run_team(threads_for(double(N) * GH, 5e5), [&](int id, int size) {
+          Index r0, r1;
+          share(N, id, size, &r0, &r1);
+          Cell::to_input_gradients(InputGradients<T>{W.gates.data() + r0 * GH, W.aux.data() + r0 * H,
+                                                     W.extra.data() + r0 * E, E, W.params.data(), r1 - r0},
+                                   layout);
+        });
       weight_gradient(W, S, I);
     } else {
       weight_gradient(W, 0, HX);
@@ -739,7 +742,8 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
       gemm_parallel<T>(true, false, S, H, N, T(1), W.d_proj.data(), S, W.proj_in.data(), H, T(1), g.w_hr, H);
     if (a.dx) {
       W.input_weights.pack(false, W.w_ih.data(), I, GH, I);  // W_ih
-      W.input_weights.multiply_parallel(N, false, W.gates.data(), GH, T(1), T(0), ws.packed.data(), I);
+      const auto [dG, ld] = input_side(W, true);
+      W.input_weights.multiply_parallel(N, false, dG, ld, T(1), T(0), ws.packed.data(), I);
       detail::scatter_add_rows(ws.packed.data(), shape, sc, d, I, a.dx);
     }
   }

@@ -73,9 +73,6 @@ void recurrent_step(const StepArgs<T>& a, StepScratch<T>& s) {
         if (g * H < GC) s.recurrent[to] = gh[g * H + u];
       }
   }
-  if (Cell::kNormalizesInput)
-    Cell::prepare_inputs(PrepareInputs<T>{s.gates.data(), B, s.extra.data(), E, s.params.data(), s.bias.data()},
-                         layout);
   // LSTM: aux is c_{t-1} -> c_t; GRU: aux receives W_hn h + b_hn (not needed afterwards).
   T* aux = Cell::kCellState ? a.c : s.aux_next.data();
   T* out = a.projection ? s.m.data() : s.h_next.data();  // the cell's output
@@ -86,6 +83,7 @@ void recurrent_step(const StepArgs<T>& a, StepScratch<T>& s) {
   step.extra = s.extra.data();
   step.extra_stride = E;
   step.params = s.params.data();
+  step.input_bias = s.bias.data();
   if (Cell::kSecondProductGates) {  // natural layout: the n gate's columns are [GC, GH)
     step.second = s.second.data();
     Cell::forward_first(step, layout, 0, layout.blocks());

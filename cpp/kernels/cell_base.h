@@ -8,8 +8,8 @@
 //   kNaturalLayout      gate columns stay in PyTorch's order (GateLayout::natural) instead of
 //                       interleaved blocks of 16, so that the columns of a subset of gates are
 //                       contiguous (row-local cells only)
-//   kNormalizesInput    the input projection comes out of its GEMM without bias and
-//                       prepare_inputs() finishes it (normalises each row, adds the bias)
+//   kNormalizesInput    the input projection comes out of its GEMM without bias: the cell
+//                       finishes it in forward() (normalises the row, adds `input_bias`)
 //   kSecondProductGates the last kSecondProductGates gates take their recurrent product from
 //                       a per-row vector forward_first() computes (r * h for the textbook
 //                       GRU) rather than from h; the loop runs that second product between
@@ -21,6 +21,9 @@
 //                       and sums their gradients from `param_grad`
 //   extra_width(H)      values per packed row the cell keeps from forward to backward
 //                       (`extra`), beside the gate activations and `aux`
+//   kInputGradientsInExtra  backward leaves the input projection's gradients (G*H per row) in
+//                       `extra` at input_gradient_offset(H), where the loop's GEMMs read them
+//                       (instead of to_input_gradients() turning the gates into them)
 #pragma once
 
 #include "../common.h"
@@ -33,13 +36,13 @@ struct CellBase {
   static constexpr bool kRowLocal = false;
   static constexpr bool kNaturalLayout = false;
   static constexpr bool kNormalizesInput = false;
+  static constexpr bool kInputGradientsInExtra = false;
+  static Index input_gradient_offset(Index) { return 0; }
   static constexpr int kSecondProductGates = 0;
   static constexpr int kParamArrays = 0;
   static Index param_array_size(int, Index) { return 0; }
   static Index extra_width(Index) { return 0; }
 
-  template <class T>
-  static void prepare_inputs(const PrepareInputs<T>&, const GateLayout&) {}
   template <class T>
   static void forward_first(const StepForward<T>&, const GateLayout&, Index, Index) {}
   template <class T>

@@ -9,13 +9,15 @@
 //
 // LN(v) = (v - mean v) / sqrt(var v + 1e-5) over the whole vector (all G*H gate values, or H
 // cell units). Statistics need whole rows, so these cells are row-local (cell_base.h). The
-// input side is normalised for every step at once before the loop (prepare_inputs); per step
-// the recurrent product lands in its own buffer and the cell normalises it.
+// input projection comes out of its GEMM without bias (kNormalizesInput) and the recurrent
+// product into its own buffer; the cell normalises both rows of a step where they are hot in
+// cache, and adds the biases.
 //
-// Per packed row the cells keep (`extra`, interleaved like the gates where gate-shaped):
+// Per packed row the cells keep (`extra`, gate-shaped parts in the gates' own column order):
 //   [x_hat (GH) | h_hat (GH) | LSTM: c_hat (H), scratch (H) | rstd_x, rstd_h (, rstd_c)]
-// Backward turns the gates into d loss / d (h W_hh^T) (for dh_{t-1} and dW_hh) and leaves
-// d loss / d (normalised input) where h_hat was, for to_input_gradients() after the loop.
+// Backward leaves d loss / d (h W_hh^T) in the gates (for dh_{t-1} and dW_hh) and d loss /
+// d (x W_ih^T) where h_hat was, from where the loop reads it for dW_ih and dx
+// (kInputGradientsInExtra): no pass over all rows after the loop.
 // Their own parameters (natural order): g_x (GH), g_h (GH) and, LSTM, g_c (H), b_c (H).
 #pragma once
 
@@ -25,6 +27,7 @@
 #include "step.h"
 
 #include <cmath>
+#include <type_traits>
 
 namespace lstm_native {
 
@@ -32,36 +35,46 @@ namespace layer_norm {
 
 constexpr double kEps = 1e-5;
 
-// mean and 1 / sqrt(var + eps) of n contiguous values.
-// (In double whatever T: float32's rounding in these sums is what layer norm amplifies.)
+// mean and 1 / sqrt(var + eps) of n contiguous values, two passes in T (Eigen's vectorised
+// sums; a cast to double does not vectorise and costs 15x).
 template <class T>
 void stats(const T* v, Index n, T* mean, T* rstd) {
   const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> a(v, n);
-  const double m = a.template cast<double>().mean();
-  *mean = T(m);
-  *rstd = T(1.0 / std::sqrt((a.template cast<double>() - m).square().mean() + kEps));
+  const T m = a.mean();
+  *mean = m;
+  *rstd = T(1) / std::sqrt((a - m).square().mean() + T(kEps));
 }
 
 // A copy of a step's arguments moved to its i-th row, as a one-row step.
-template <class Step>
-Step one_row(const Step& s, Index i, const GateLayout& layout) {
+template <class T>
+StepForward<T> one_row(const StepForward<T>& s, Index i, const GateLayout& layout) {
   const Index r = i * s.row_step, GH = layout.columns(), H = layout.hidden;
-  Step one = s;
+  StepForward<T> one = s;
+  one.rows = 1;
+  one.row_step = 1;
+  one.gates += r * GH;
+  one.recurrent += r * GH;
+  one.h_prev += r * s.h_prev_stride;
+  one.h_next += r * s.h_next_stride;
+  one.aux += r * H;
+  if (one.aux_next) one.aux_next += r * H;
+  one.extra += r * s.extra_stride;
+  return one;
+}
+
+template <class T>
+StepBackward<T> one_row(const StepBackward<T>& s, Index i, const GateLayout& layout) {
+  const Index r = i * s.row_step, GH = layout.columns(), H = layout.hidden;
+  StepBackward<T> one = s;
   one.rows = 1;
   one.row_step = 1;
   one.gates += r * GH;
   one.h_prev += r * s.h_prev_stride;
   one.aux += r * H;
+  if (one.aux_next) one.aux_next += r * H;
   one.extra += r * s.extra_stride;
-  if constexpr (std::is_same_v<Step, StepForward<std::remove_pointer_t<decltype(s.gates)>>>) {
-    one.recurrent += r * GH;
-    one.h_next += r * s.h_next_stride;
-    if (one.aux_next) one.aux_next += r * H;
-  } else {
-    if (one.aux_next) one.aux_next += r * H;
-    one.dh += r * H;
-    if (one.dc) one.dc += r * H;
-  }
+  one.dh += r * H;
+  if (one.dc) one.dc += r * H;
   return one;
 }
 
@@ -81,51 +94,16 @@ auto unit_of(const At& at, T* vec, int g, Index hidden) {
   return Map(vec + g * hidden + at.unit, at.width);
 }
 
-// Normalises each of `p.rows` rows of the input projection (x_hat into extra[0, GH), rstd_x
-// into extra[rstd]) and makes it g_x * x_hat + bias.
-template <class T>
-void prepare_inputs(const PrepareInputs<T>& p, const GateLayout& layout, Index rstd_at) {
-  const Index GH = layout.columns(), H = layout.hidden;
-  for (Index r = 0; r < p.rows; ++r) {
-    T* gates = p.gates + r * GH;
-    T* extra = p.extra + r * p.extra_stride;
-    T mean, rstd;
-    stats(gates, GH, &mean, &rstd);
-    extra[rstd_at] = rstd;
-    for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
-      for (int g = 0; g < layout.gates; ++g) {
-        auto xhat = gate_of(at, extra, g);
-        auto a = gate_of(at, gates, g);
-        xhat = (a - mean) * rstd;
-        a = xhat * unit_of(at, p.params, g, H) + gate_of(at, p.bias, g);
-      }
-    });
+// Sums in double across blocks (each block's 16 in T): the backward's means of products
+// cancel against their terms, where float32 alone loses digits.
+struct Sums {
+  double a = 0, b = 0;
+  template <class X, class Y>
+  void add(const X& x, const Y& y) {
+    a += double(x.sum());
+    b += double((x * y).sum());
   }
-}
-
-// Gates <- d loss / d (x W_ih^T) from d loss / d x_hat-side output kept in extra[GH, 2GH).
-template <class T>
-void input_gradients(const InputGradients<T>& p, const GateLayout& layout, Index rstd_at) {
-  const Index GH = layout.columns(), H = layout.hidden;
-  for (Index r = 0; r < p.rows; ++r) {
-    T* gates = p.gates + r * GH;
-    const T* extra = p.extra + r * p.extra_stride;
-    double sum = 0, sum_x = 0;
-    for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
-      for (int g = 0; g < layout.gates; ++g) {
-        const auto dy = (gate_of(at, extra + GH, g) * unit_of(at, p.params, g, H)).eval();
-        sum += dy.sum();
-        sum_x += (dy * gate_of(at, extra, g)).sum();
-      }
-    });
-    const T rstd = extra[rstd_at], m1 = T(sum / GH), m2 = T(sum_x / GH);
-    for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
-      for (int g = 0; g < layout.gates; ++g)
-        gate_of(at, gates, g) =
-            rstd * (gate_of(at, extra + GH, g) * unit_of(at, p.params, g, H) - m1 - gate_of(at, extra, g) * m2);
-    });
-  }
-}
+};
 
 }  // namespace layer_norm
 
@@ -135,6 +113,7 @@ struct LayerNormLstmCell : CellBase {
   static constexpr bool kRecurrentIntoGates = false;   // h W_hh^T is normalised before it joins
   static constexpr bool kDirectStateGradient = false;
   static constexpr bool kInputGradientsDiffer = true;  // the two products' normalisations differ
+  static constexpr bool kInputGradientsInExtra = true;
   static constexpr bool kRowLocal = true;
   static constexpr bool kNormalizesInput = true;
   static constexpr int kParamArrays = 4;
@@ -142,7 +121,8 @@ struct LayerNormLstmCell : CellBase {
 
   static Index param_array_size(int k, Index H) { return k < 2 ? kGates * H : H; }
   static Index extra_width(Index H) { return 2 * kGates * H + 2 * H + 3; }
-  // Offsets in a row of extra, and in params.
+  static Index input_gradient_offset(Index H) { return kGates * H; }
+  // Offsets in a row of extra.
   static Index c_hat(Index H) { return 2 * kGates * H; }
   static Index scratch(Index H) { return 2 * kGates * H + H; }
   static Index rstd(Index H, int k) { return 2 * kGates * H + 2 * H + k; }  // k: 0 x, 1 h, 2 c
@@ -155,27 +135,27 @@ struct LayerNormLstmCell : CellBase {
   static const T* recurrent_bias(const T*, Index) { return nullptr; }
 
   template <class T>
-  static void prepare_inputs(const PrepareInputs<T>& p, const GateLayout& layout) {
-    layer_norm::prepare_inputs(p, layout, rstd(layout.hidden, 0));
-  }
-
-  template <class T>
   static void forward(const StepForward<T>& s, const GateLayout& layout, Index, Index) {
     using namespace layer_norm;
     const Index H = layout.hidden, GH = layout.columns();
+    const T* g_x = s.params;
     const T* g_h = s.params + GH;
     const T* g_c = s.params + 2 * GH;
     const T* b_c = g_c + H;
     for (Index i = 0; i < s.rows; ++i) {
       const StepForward<T> o = one_row(s, i, layout);
-      T mean, rstd_h, mean_c, rstd_c;
-      stats(o.recurrent, GH, &mean, &rstd_h);
+      T mean_x, rstd_x, mean_h, rstd_h, mean_c, rstd_c;
+      stats(o.gates, GH, &mean_x, &rstd_x);
+      stats(o.recurrent, GH, &mean_h, &rstd_h);
+      o.extra[rstd(H, 0)] = rstd_x;
       o.extra[rstd(H, 1)] = rstd_h;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         for (int g = 0; g < kGates; ++g) {
-          auto h_hat = gate_of(at, o.extra + GH, g);
-          h_hat = (gate_of(at, o.recurrent, g) - mean) * rstd_h;
-          at.gate(o.gates, g) += h_hat * unit_of(at, g_h, g, H);
+          auto x_hat = gate_of(at, o.extra, g), h_hat = gate_of(at, o.extra + GH, g);
+          auto a = at.gate(o.gates, g);
+          x_hat = (a - mean_x) * rstd_x;
+          h_hat = (gate_of(at, o.recurrent, g) - mean_h) * rstd_h;
+          a = x_hat * unit_of(at, g_x, g, H) + h_hat * unit_of(at, g_h, g, H) + gate_of(at, o.input_bias, g);
         }
         auto ig = at.gate(o.gates, 0), f = at.gate(o.gates, 1), gg = at.gate(o.gates, 2), og = at.gate(o.gates, 3);
         ig = sigmoid(ig);
@@ -199,17 +179,19 @@ struct LayerNormLstmCell : CellBase {
   static void backward(const StepBackward<T>& s, const GateLayout& layout, Index, Index) {
     using namespace layer_norm;
     const Index H = layout.hidden, GH = layout.columns();
+    const T* g_x = s.params;
     const T* g_h = s.params + GH;
     const T* g_c = s.params + 2 * GH;
     const T* b_c = g_c + H;
     for (Index i = 0; i < s.rows; ++i) {
       const StepBackward<T> o = one_row(s, i, layout);
-      // 1. through h = o * tanh(LN(c) g_c + b_c): d o, and d LN(c)'s input side sums
-      double s1 = 0, s2 = 0;
+      const T* extra = o.extra;
+      // 1. through h = o * tanh(LN(c) g_c + b_c): d o, and LN(c)'s backward sums
+      Sums sc;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         auto og = at.gate(o.gates, 3);
-        const auto c_hat_ = unit_of(at, (const T*)o.extra + c_hat(H), 0, H);
+        const auto c_hat_ = unit_of(at, extra + c_hat(H), 0, H);
         const A tc = (c_hat_ * unit_of(at, g_c, 0, H) + unit_of(at, b_c, 0, H)).tanh();
         const auto dh = at.row(o.dh);
         const A dy = dh * og * (T(1) - tc * tc);
@@ -219,19 +201,18 @@ struct LayerNormLstmCell : CellBase {
         }
         auto dxh = unit_of(at, o.extra + scratch(H), 0, H);
         dxh = dy * unit_of(at, g_c, 0, H);
-        s1 += dxh.sum();
-        s2 += (dxh * c_hat_).sum();
+        sc.add(dxh, c_hat_);
         og = dh * tc * og * (T(1) - og);
       });
-      // 2. the cell update and the gates; sums for LN(h W_hh^T)'s backward
-      const T rstd_c = o.extra[rstd(H, 2)], m1 = T(s1 / H), m2 = T(s2 / H);
-      double t1 = 0, t2 = 0;
+      // 2. the cell update and the gates (d a); both products' backward sums
+      const T rstd_c = extra[rstd(H, 2)], m1 = T(sc.a / H), m2 = T(sc.b / H);
+      Sums sh, sx;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         auto ig = at.gate(o.gates, 0), f = at.gate(o.gates, 1), gg = at.gate(o.gates, 2);
         auto dc = at.row(o.dc);
-        const A dc_total = dc + rstd_c * (unit_of(at, (const T*)o.extra + scratch(H), 0, H) - m1 -
-                                          unit_of(at, (const T*)o.extra + c_hat(H), 0, H) * m2);
+        const A dc_total = dc + rstd_c * (unit_of(at, extra + scratch(H), 0, H) - m1 -
+                                          unit_of(at, extra + c_hat(H), 0, H) * m2);
         const A d_i = dc_total * gg * ig * (T(1) - ig);
         const A d_f = dc_total * at.row(o.aux) * f * (T(1) - f);
         const A d_g = dc_total * ig * (T(1) - gg * gg);
@@ -245,35 +226,33 @@ struct LayerNormLstmCell : CellBase {
             at.column_vector(o.bias_grad, g) += da;
             at.column_vector(o.input_bias_grad, g) += da;
           }
-          const auto h_hat = gate_of(at, (const T*)o.extra + GH, g);
+          const auto x_hat = gate_of(at, extra, g), h_hat = gate_of(at, extra + GH, g);
           if (o.param_grad) {
-            unit_of(at, o.param_grad, g, H) += da * gate_of(at, (const T*)o.extra, g);
+            unit_of(at, o.param_grad, g, H) += da * x_hat;
             unit_of(at, o.param_grad + GH, g, H) += da * h_hat;
           }
-          const A dy = da * unit_of(at, g_h, g, H);
-          t1 += dy.sum();
-          t2 += (dy * h_hat).sum();
+          sh.add((da * unit_of(at, g_h, g, H)).eval(), h_hat);
+          sx.add((da * unit_of(at, g_x, g, H)).eval(), x_hat);
         }
       });
-      // 3. gates <- d (h W_hh^T); d a kept where h_hat was, for the input side
-      const T rstd_h = o.extra[rstd(H, 1)], n1 = T(t1 / GH), n2 = T(t2 / GH);
+      // 3. gates <- d (h W_hh^T); d (x W_ih^T) where h_hat was
+      const T rstd_h = extra[rstd(H, 1)], h1 = T(sh.a / GH), h2 = T(sh.b / GH);
+      const T rstd_x = extra[rstd(H, 0)], x1 = T(sx.a / GH), x2 = T(sx.b / GH);
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
-        using A = typename std::decay_t<decltype(at)>::Array;
         for (int g = 0; g < kGates; ++g) {
           auto da = at.gate(o.gates, g);
           auto slot = gate_of(at, o.extra + GH, g);
-          const A keep = da;
-          da = rstd_h * (keep * unit_of(at, g_h, g, H) - n1 - slot * n2);
-          slot = keep;
+          const auto x_hat = gate_of(at, extra, g);
+          const typename std::decay_t<decltype(at)>::Array dax = rstd_x * (da * unit_of(at, g_x, g, H) - x1 - x_hat * x2);
+          da = rstd_h * (da * unit_of(at, g_h, g, H) - h1 - slot * h2);
+          slot = dax;
         }
       });
     }
   }
 
   template <class T>
-  static void to_input_gradients(const InputGradients<T>& p, const GateLayout& layout) {
-    layer_norm::input_gradients(p, layout, rstd(layout.hidden, 0));
-  }
+  static void to_input_gradients(const InputGradients<T>&, const GateLayout&) {}  // already in extra
 };
 
 struct LayerNormGruCell : CellBase {
@@ -282,6 +261,7 @@ struct LayerNormGruCell : CellBase {
   static constexpr bool kRecurrentIntoGates = false;
   static constexpr bool kDirectStateGradient = true;
   static constexpr bool kInputGradientsDiffer = true;
+  static constexpr bool kInputGradientsInExtra = true;
   static constexpr bool kRowLocal = true;
   static constexpr bool kNormalizesInput = true;
   static constexpr int kParamArrays = 2;
@@ -289,6 +269,7 @@ struct LayerNormGruCell : CellBase {
 
   static Index param_array_size(int, Index H) { return kGates * H; }
   static Index extra_width(Index H) { return 2 * kGates * H + 2; }
+  static Index input_gradient_offset(Index H) { return kGates * H; }
   static Index rstd(Index H, int k) { return 2 * kGates * H + k; }  // k: 0 x, 1 h
 
   // As GRU: b_hr and b_hz add like input biases; b_hn stays inside r * (...).
@@ -301,26 +282,27 @@ struct LayerNormGruCell : CellBase {
   static const T* recurrent_bias(const T* b_hh, Index hidden) { return b_hh ? b_hh + 2 * hidden : nullptr; }
 
   template <class T>
-  static void prepare_inputs(const PrepareInputs<T>& p, const GateLayout& layout) {
-    layer_norm::prepare_inputs(p, layout, rstd(layout.hidden, 0));
-  }
-
-  template <class T>
   static void forward(const StepForward<T>& s, const GateLayout& layout, Index, Index) {
     using namespace layer_norm;
     const Index H = layout.hidden, GH = layout.columns();
+    const T* g_x = s.params;
     const T* g_h = s.params + GH;
     for (Index i = 0; i < s.rows; ++i) {
       const StepForward<T> o = one_row(s, i, layout);
-      T mean, rstd_h;
-      stats(o.recurrent, GH, &mean, &rstd_h);
+      T mean_x, rstd_x, mean_h, rstd_h;
+      stats(o.gates, GH, &mean_x, &rstd_x);
+      stats(o.recurrent, GH, &mean_h, &rstd_h);
+      o.extra[rstd(H, 0)] = rstd_x;
       o.extra[rstd(H, 1)] = rstd_h;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         A rh[kGates];
         for (int g = 0; g < kGates; ++g) {
-          auto h_hat = gate_of(at, o.extra + GH, g);
-          h_hat = (gate_of(at, o.recurrent, g) - mean) * rstd_h;
+          auto x_hat = gate_of(at, o.extra, g), h_hat = gate_of(at, o.extra + GH, g);
+          auto a = at.gate(o.gates, g);
+          x_hat = (a - mean_x) * rstd_x;
+          h_hat = (gate_of(at, o.recurrent, g) - mean_h) * rstd_h;
+          a = x_hat * unit_of(at, g_x, g, H) + gate_of(at, o.input_bias, g);
           rh[g] = h_hat * unit_of(at, g_h, g, H);
         }
         auto r = at.gate(o.gates, 0), z = at.gate(o.gates, 1), cand = at.gate(o.gates, 2);
@@ -339,11 +321,14 @@ struct LayerNormGruCell : CellBase {
   static void backward(const StepBackward<T>& s, const GateLayout& layout, Index, Index) {
     using namespace layer_norm;
     const Index H = layout.hidden, GH = layout.columns();
+    const T* g_x = s.params;
     const T* g_h = s.params + GH;
     for (Index i = 0; i < s.rows; ++i) {
       const StepBackward<T> o = one_row(s, i, layout);
-      // 1. GRU's gradients: w.r.t. ah (dah, into the gates) and ax (dax: r, z as dah, n's in aux)
-      double t1 = 0, t2 = 0;
+      const T* extra = o.extra;
+      // 1. GRU's gradients: w.r.t. ah (dah, into the gates) and ax (dax: r, z as dah, n's in aux);
+      // both products' backward sums
+      Sums sh, sx;
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
         using A = typename std::decay_t<decltype(at)>::Array;
         auto r = at.gate(o.gates, 0), z = at.gate(o.gates, 1), cand = at.gate(o.gates, 2);
@@ -364,34 +349,35 @@ struct LayerNormGruCell : CellBase {
         }
         for (int g = 0; g < kGates; ++g) {
           const auto dah = at.gate(o.gates, g);
-          const auto h_hat = gate_of(at, (const T*)o.extra + GH, g);
+          const A dax = g == 2 ? d_cand : A(dah);
+          const auto x_hat = gate_of(at, extra, g), h_hat = gate_of(at, extra + GH, g);
           if (o.param_grad) {
-            unit_of(at, o.param_grad, g, H) += (g == 2 ? A(d_cand) : A(dah)) * gate_of(at, (const T*)o.extra, g);
+            unit_of(at, o.param_grad, g, H) += dax * x_hat;
             unit_of(at, o.param_grad + GH, g, H) += dah * h_hat;
           }
-          const A dy = dah * unit_of(at, g_h, g, H);
-          t1 += dy.sum();
-          t2 += (dy * h_hat).sum();
+          sh.add((dah * unit_of(at, g_h, g, H)).eval(), h_hat);
+          sx.add((dax * unit_of(at, g_x, g, H)).eval(), x_hat);
         }
       });
-      // 2. gates <- d (h W_hh^T); dax kept where h_hat was, for the input side
-      const T rstd_h = o.extra[rstd(H, 1)], n1 = T(t1 / GH), n2 = T(t2 / GH);
+      // 2. gates <- d (h W_hh^T); d (x W_ih^T) where h_hat was
+      const T rstd_h = extra[rstd(H, 1)], h1 = T(sh.a / GH), h2 = T(sh.b / GH);
+      const T rstd_x = extra[rstd(H, 0)], x1 = T(sx.a / GH), x2 = T(sx.b / GH);
       for_each_unit_block<T>(layout, 1, 1, 0, layout.blocks(), [&](const auto& at) {
+        using A = typename std::decay_t<decltype(at)>::Array;
         for (int g = 0; g < kGates; ++g) {
           auto dah = at.gate(o.gates, g);
           auto slot = gate_of(at, o.extra + GH, g);
-          const typename std::decay_t<decltype(at)>::Array dax = g == 2 ? at.row(o.aux) : dah;
-          dah = rstd_h * (dah * unit_of(at, g_h, g, H) - n1 - slot * n2);
-          slot = dax;
+          const A dax = g == 2 ? A(at.row(o.aux)) : A(dah);
+          const A dux = rstd_x * (dax * unit_of(at, g_x, g, H) - x1 - gate_of(at, extra, g) * x2);
+          dah = rstd_h * (dah * unit_of(at, g_h, g, H) - h1 - slot * h2);
+          slot = dux;
         }
       });
     }
   }
 
   template <class T>
-  static void to_input_gradients(const InputGradients<T>& p, const GateLayout& layout) {
-    layer_norm::input_gradients(p, layout, rstd(layout.hidden, 0));
-  }
+  static void to_input_gradients(const InputGradients<T>&, const GateLayout&) {}  // already in extra
 };
 
 }  // namespace lstm_native

@@ -28,6 +28,7 @@ struct StepForward {
   Index extra_stride = 0;
   const T* params = nullptr;  // the cell's own parameters, concatenated (natural unit order)
   T* second = nullptr;        // cells with a second product: its input, written by forward_first (rows H apart)
+  const T* input_bias = nullptr;  // G*H, the gates' order: the bias kNormalizesInput cells add themselves
 };
 
 template <class T>
@@ -53,18 +54,6 @@ struct StepBackward {
   const T* second = nullptr;  // cells with a second product: its input (rows H apart)
   const T* d_second = nullptr;  // d loss / d that input, for backward_first (rows H apart)
   T* d_rec = nullptr;         // backward_first: += d loss / d h_rec (dh itself without recurrent dropout)
-};
-
-// A cell's last touch on the input projection (kNormalizesInput): `rows` rows of gates
-// (x W_ih^T, no bias yet), GH apart; bias is the interleaved input_bias().
-template <class T>
-struct PrepareInputs {
-  T* gates;
-  Index rows;
-  T* extra;
-  Index extra_stride;
-  const T* params;
-  const T* bias;
 };
 
 // After the backward loop, for cells whose input projection's gradients differ from the
