@@ -82,6 +82,8 @@ struct LayerShape {
 template <class T>
 struct ForwardArgs {
   LayerShape shape;
+  std::int64_t weights_version = -1;   // changes whenever any weight may have changed; >= 0 lets the
+                                       // workspace keep what it prepares from them (-1: prepare anew)
   const T* x = nullptr;                // sequence layout, I features
   const std::int64_t* lengths = nullptr;  // B lengths in [0, T], or null: all T
   DirectionWeights<T> weights[2];
@@ -109,6 +111,24 @@ struct BackwardArgs {
   T* dc0 = nullptr;          // D x B x H, cells with a cell state
 };
 
+// What a forward prepared from the weights (interleaved copies, folded biases, packed
+// matrices): kept for the next forward while the weights' version, the shapes and the team's
+// plan are the same. A backward repacks the shared matrices for its own products, and so
+// clears it.
+struct PreparedWeights {
+  std::int64_t version = -1;
+  Index input = -1, hidden = -1;
+  int directions = 0, gates = 0;
+  bool fused = false;
+  StepPlan plan;
+  Index state = -1;            // the width of h (a projection's)
+  const char* cell = nullptr;  // the cell's name
+  bool fits(std::int64_t v, Index i, Index h, int d, int g, bool f, const StepPlan& p) const {
+    return v >= 0 && version == v && input == i && hidden == h && directions == d && gates == g && fused == f &&
+           plan == p;
+  }
+};
+
 // What a forward keeps for its backward, and the scratch both reuse between calls.
 template <class T>
 struct RecurrentWorkspace {
@@ -123,7 +143,8 @@ struct RecurrentWorkspace {
     std::vector<T> h_final, c_final;  // B x H in schedule order
     std::vector<T> dh, dc;      // B x H carries of the backward loop
     std::vector<T> grad_w;      // G*H x (H + I): interleaved [dW_hh | dW_ih], or its transpose
-    std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell (a slice per member)
+    std::vector<T> grad_bias, grad_input_bias;  // interleaved column sums, accumulated by the cell: a slice per
+                                                // sequence (deterministic mode) or per member, added up after
     std::vector<T> bias;        // G*H interleaved: both biases folded for the input projection
     PackedMatrix<T> input_weights;  // W_ih^T (forward) or W_ih (backward), packed once per call
     // Only for the features that need them (see the top of this file):
@@ -149,6 +170,7 @@ struct RecurrentWorkspace {
   std::vector<T> recurrent_mask;           // D x B x S, as given (empty: none)
   std::vector<std::uint8_t> zoneout_mask;  // like out, as given (empty: none)
   double zoneout = 0;
+  PreparedWeights prepared;    // whether the weights' preparation above can serve the next forward
   bool ready_for_backward = false;
   std::mutex busy;             // one call at a time per workspace
 };
@@ -246,6 +268,13 @@ void reserve_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, int d
     }
 }
 
+// The step weights a previous forward packed for the same plan (see pack_step_weights).
+template <class T>
+const PackedMatrix<T>* prepared_step_weights(const RecurrentWorkspace<T>& ws, const StepPlan& plan,
+                                             const StepShare& my, int slot) {
+  return plan.split_batch ? &ws.step_weights[my.direction] : &ws.step_weights[slot];
+}
+
 template <class T>
 const PackedMatrix<T>& pack_step_weights(RecurrentWorkspace<T>& ws, const StepPlan& plan, const GateLayout& layout,
                                          const StepShare& my, int slot, bool forward, Index GC, bool fused = false) {
@@ -298,16 +327,44 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   const Index mask_size = shape.sequence.steps * B * out_cols;
   if (a.zoneout_mask) ws.zoneout_mask.assign(a.zoneout_mask, a.zoneout_mask + mask_size); else ws.zoneout_mask.clear();
   ws.zoneout = a.zoneout_mask ? 0 : a.zoneout;
+  const StepPlan plan = StepPlan::make(D, B, H, GH, blocks, Cell::kRowLocal || projected);
+  // The same weights as last time (same version, shapes, cell and team): nothing to prepare.
+  const bool prepared = ws.prepared.fits(a.weights_version, I, H, D, Cell::kGates, fused, plan) &&
+                        ws.prepared.state == S && ws.prepared.cell == Cell::kName;
+  ws.prepared.version = -1;   // valid again only once this forward has prepared everything
 
   // 1. Every direction's input projection, one GEMM each, plus the folded biases.
   const T* recurrent_bias[2] = {nullptr, nullptr};
   for (int d = 0; d < D; ++d) {
     auto& W = ws.dir[d];
     const DirectionWeights<T>& w = a.weights[d];
-    W.w_ih.resize(GH * I);
-    W.w_hh.resize(GH * S);
-    layout.interleave_rows(w.w_ih, I, W.w_ih.data());
-    layout.interleave_rows(w.w_hh, S, W.w_hh.data());
+    if (!prepared) {
+      W.w_ih.resize(GH * I);
+      W.w_hh.resize(GH * S);
+      layout.interleave_rows(w.w_ih, I, W.w_ih.data());
+      layout.interleave_rows(w.w_hh, S, W.w_hh.data());
+      std::vector<T> natural_bias(GH);
+      W.bias.resize(GH);
+      Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
+      layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
+      if (fused) {
+        W.w_hx.resize(GH * HX);
+        for (Index r = 0; r < GH; ++r) {
+          std::copy_n(W.w_hh.data() + r * S, S, W.w_hx.data() + r * HX);
+          std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + S);
+        }
+      } else {
+        W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+      }
+      W.params.resize(P);
+      for (int k = 0, at = 0; k < Cell::kParamArrays; at += Cell::param_array_size(k, H), ++k)
+        std::copy_n(w.params[k], Cell::param_array_size(k, H), W.params.data() + at);
+      if (Cell::kSecondProductGates) W.second_weights.pack(true, W.w_hh.data() + GC * S, S, S, GH - GC);  // W_hn^T
+      if (projected) {
+        W.w_hr.assign(w.w_hr, w.w_hr + S * H);
+        W.proj_weights.pack(true, W.w_hr.data(), H, H, S);  // W_hr^T
+      }
+    }
     recurrent_bias[d] = Cell::recurrent_bias(w.b_hh, H);
     W.gates.resize(N * GH);
     W.hx.resize(N * HX);
@@ -319,31 +376,11 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
     W.extra.resize(N * E);
     W.second.resize(Cell::kSecondProductGates ? N * H : 0);
     W.proj_in.resize(projected ? N * H : 0);
-    W.params.resize(P);
-    for (int k = 0, at = 0; k < Cell::kParamArrays; at += Cell::param_array_size(k, H), ++k)
-      std::copy_n(w.params[k], Cell::param_array_size(k, H), W.params.data() + at);
-    if (Cell::kSecondProductGates) W.second_weights.pack(true, W.w_hh.data() + GC * S, S, S, GH - GC);  // W_hn^T
-    if (projected) {
-      W.w_hr.assign(w.w_hr, w.w_hr + S * H);
-      W.proj_weights.pack(true, W.w_hr.data(), H, H, S);  // W_hr^T
-    }
 
-    std::vector<T> natural_bias(GH);
-    W.bias.resize(GH);
-    Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
-    layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
     detail::gather_rows(a.x, shape, sc, d, I, W.hx.data() + S, HX);
-    if (fused) {
-      W.w_hx.resize(GH * HX);
-      for (Index r = 0; r < GH; ++r) {
-        std::copy_n(W.w_hh.data() + r * S, S, W.w_hx.data() + r * HX);
-        std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + S);
-      }
-    } else {
-      W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+    if (!fused)
       W.input_weights.multiply_parallel(N, false, W.hx.data() + S, HX, T(1), T(0), W.gates.data(), GH,
                                         Cell::kNormalizesInput ? nullptr : W.bias.data());
-    }
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
@@ -366,15 +403,15 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
 
   // 2. The step loop (step_loop.h says how the team divides it). W_hh^T is packed once:
   // shared per direction when members split the batch, else each member its columns.
-  const StepPlan plan = StepPlan::make(D, B, H, GH, blocks, Cell::kRowLocal || projected);
-  detail::reserve_step_weights(ws, plan, D, true, GC, fused);
+  if (!prepared) detail::reserve_step_weights(ws, plan, D, true, GC, fused);
   run_team(plan.threads, [&](int id, int size) {
     StepShare shares[2];
     const PackedMatrix<T>* step_w[2];  // packed W_hh^T, or [W_hh | W_ih]^T when fused
     const int n_shares = step_shares(plan, id, D, blocks, shares);
     for (int i = 0; i < n_shares; ++i)
-      step_w[i] = &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true, GC, fused);
-    if (plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
+      step_w[i] = prepared ? detail::prepared_step_weights(ws, plan, shares[i], 2 * id + i)
+                           : &detail::pack_step_weights(ws, plan, layout, shares[i], 2 * id + i, true, GC, fused);
+    if (!prepared && plan.split_batch && size > 1) team_barrier();  // the shared packed weights are complete
     for (Index s = 0; s < sc.steps; ++s) {
       const Index rows = sc.batch[s], rows_next = sc.batch[s + 1];
       for (int i = 0; i < n_shares; ++i) {
@@ -461,6 +498,7 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
       std::copy_n(ws.dir[d].h_final.data() + k * S, S, a.h_n + (d * B + user) * S);
       if (Cell::kCellState) std::copy_n(ws.dir[d].c_final.data() + k * H, H, a.c_n + (d * B + user) * H);
     }
+  ws.prepared = {a.weights_version, I, H, D, Cell::kGates, fused, plan, S, Cell::kName};
   ws.ready_for_backward = keep_for_backward;
 }
 
@@ -471,6 +509,7 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   require(ws.cell_gates == Cell::kGates && std::string(ws.cell_name) == Cell::kName,
           std::string("this workspace holds another cell's forward, not ") + Cell::kName);
   ws.ready_for_backward = false;
+  ws.prepared.version = -1;   // the packed matrices below are the backward's own
   const LayerShape& shape = ws.shape;
   const Schedule& sc = ws.schedule;
   const Index B = shape.sequence.batch, I = shape.input, H = shape.hidden, S = shape.state(), N = sc.rows();
@@ -489,7 +528,11 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   const bool bias = a.grads[0].b_ih || a.grads[0].b_hh;
   bool params = false;
   for (int k = 0; k < Cell::kParamArrays; ++k) params |= a.grads[0].params[k] != nullptr;
-  const Index members = plan.threads == 1 ? 1 : plan.per_direction;
+  // Bias (and the cell's parameter) gradients are column sums over every row: summed per
+  // sequence (each in step order, then the sequences in order) they come out the same for any
+  // team; per member they are one slice fewer per sequence but depend on how the rows were shared.
+  const bool per_sequence = deterministic();
+  const Index slots = per_sequence ? B : (plan.threads == 1 ? 1 : plan.per_direction);
   // d loss / d h_{t-1} gathers the product's part (through W_hh, then masked), the cell's
   // direct part (GRU's z), zoneout's and backward_first()'s: whether dh already holds some.
   const bool dh_holds_direct = Cell::kDirectStateGradient || zoneout;
@@ -497,9 +540,9 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     auto& W = ws.dir[d];
     W.dh.resize(B * S);
     W.dc.resize(Cell::kCellState ? B * H : 0);
-    W.grad_bias.assign(bias ? members * GH : 0, T(0));
-    W.grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? members * GH : 0, T(0));
-    W.param_grad.assign(params ? members * P : 0, T(0));
+    W.grad_bias.assign(bias ? slots * GH : 0, T(0));
+    W.grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? slots * GH : 0, T(0));
+    W.param_grad.assign(params ? slots * P : 0, T(0));
     W.dm.resize(projected ? B * H : 0);
     W.d_proj.resize(projected ? N * S : 0);
     W.d_second.resize(Cell::kSecondProductGates ? B * H : 0);
@@ -581,19 +624,20 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
         auto gradient_math = [&](Index k0, Index count, const T* c_from) {
           if (count == 0) return;
           const Index row0 = sc.offset[s] + k0;
+          const Index slot = per_sequence ? k0 : my.member;
           StepBackward<T> step{count, st, W.gates.data() + row0 * GH,
                                dropout ? W.hp.data() + row0 * S : W.hx.data() + row0 * HX, W.aux.data() + row0 * H,
                                c_from, projected ? W.dm.data() + k0 * H : W.dh.data() + k0 * S,
                                Cell::kCellState ? W.dc.data() + k0 * H : nullptr,
-                               bias ? W.grad_bias.data() + my.member * GH : nullptr,
-                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + my.member * GH : nullptr,
-                               dropout ? S : HX};
+                               bias ? W.grad_bias.data() + slot * GH : nullptr,
+                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + slot * GH : nullptr,
+                               dropout ? S : HX, per_sequence};
           step.h_rec = W.hx.data() + row0 * HX;
           step.h_rec_stride = HX;
           step.extra = W.extra.data() + row0 * E;
           step.extra_stride = E;
           step.params = W.params.data();
-          step.param_grad = params ? W.param_grad.data() + my.member * P : nullptr;
+          step.param_grad = params ? W.param_grad.data() + slot * P : nullptr;
           Cell::backward(step, layout, my.block_begin, my.block_end);
           if (Cell::kSecondProductGates) {  // d (r * h) = dG_n W_hn, then the first gates' part
             step.second = W.second.data() + row0 * H;
@@ -647,7 +691,7 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     }
   });
 
-  // Each member summed the bias (and the cell's parameter) gradients of its own rows: add the slices up.
+  // Add the bias (and the cell's parameter) gradients' slices (per sequence or per member) up, in order.
   for (int d = 0; d < D; ++d) {
     for (auto* sums : {&ws.dir[d].grad_bias, &ws.dir[d].grad_input_bias})
       for (Index m = 1; m < Index(sums->size()) / GH; ++m)

@@ -239,8 +239,64 @@ struct Kernel {
     }
   }
 
+  // One row of op(A) (contiguous over the depth) times the panels of a depth block, c[0..nc) =
+  // alpha * a b + (beta * c | bias): for products of fewer rows than the small tile (a lone
+  // sequence's step), which a tile would run on mostly zero padding. Four panels at a time keep
+  // four independent FMA chains in flight; each element still sums its depth in order, as the
+  // tiles do, so the result does not depend on which path a row took.
+  static void row_times_panels(Index kc, Index nc, const float* a, const float* b_panels, float alpha, float beta,
+                               const float* bias, float* c) {
+    constexpr int kPanels = 4;
+    for (Index j = 0; j < nc; j += kPanels * kNR) {
+      const int panels = static_cast<int>(std::min<Index>(kPanels, (nc - j + kNR - 1) / kNR));
+      Vec acc[kPanels][NV];
+#pragma GCC unroll 4
+      for (int q = 0; q < kPanels; ++q)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[q][v] = Vec{};
+      const float* b = b_panels + j * kc;
+      if (panels == kPanels) {
+        for (Index p = 0; p < kc; ++p) {
+          const Vec av = splat(a + p);
+#pragma GCC unroll 4
+          for (int q = 0; q < kPanels; ++q)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[q][v] += av * load(b + q * kNR * kc + p * kNR + v * Lanes);
+        }
+      } else {
+        for (Index p = 0; p < kc; ++p) {
+          const Vec av = splat(a + p);
+          for (int q = 0; q < panels; ++q)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[q][v] += av * load(b + q * kNR * kc + p * kNR + v * Lanes);
+        }
+      }
+      for (int q = 0; q < panels; ++q) {
+        alignas(64) float row[kNR];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) store(row + v * Lanes, acc[q][v]);
+        const Index j0 = j + q * kNR, cols = std::min<Index>(kNR, nc - j0);
+        for (Index jj = 0; jj < cols; ++jj) {
+          float& out = c[j0 + jj];
+          if (bias) out = alpha * row[jj] + bias[j0 + jj];
+          else out = alpha * row[jj] + (beta != 0.f ? beta * out : 0.f);
+        }
+      }
+    }
+  }
+
   static void gemm_packed(Index m, Index k, Index n, bool trans_a, const float* a, Index lda, const float* packed,
                           float alpha, float beta, float* c, Index ldc, const float* bias, float* a_packed) {
+    if (m < SmallMR && !trans_a) {   // a row or a few: no tile, no packing of A
+      const Index block = depth_block(k);
+      for (Index i = 0; i < m; ++i)
+        for (Index p0 = 0; p0 < k; p0 += block) {
+          const bool first = p0 == 0;
+          row_times_panels(std::min(block, k - p0), n, a + i * lda + p0, packed + block_offset(p0, n), alpha,
+                           first ? beta : 1.f, first ? bias : nullptr, c + i * ldc);
+        }
+      return;
+    }
     for (Index ic = 0; ic < m; ic += kMC) {
       const Index mc = std::min(kMC, m - ic);
       const Index block = depth_block(k);

@@ -35,6 +35,9 @@ struct StepPlan {
   int per_direction = 1;                // members per direction
   bool split_batch = false;             // else split units
   bool synchronised() const { return !split_batch && per_direction > 1; }
+  bool operator==(const StepPlan& o) const {
+    return threads == o.threads && per_direction == o.per_direction && split_batch == o.split_batch;
+  }
 
   // row_local: the cell needs whole rows (cell_base.h), so members never split the units.
   static StepPlan make(int directions, Index batch, Index hidden, Index gate_columns, Index blocks,

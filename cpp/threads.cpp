@@ -25,6 +25,11 @@ std::atomic<double>& grain_scale() {
   return g;
 }
 
+std::atomic<bool>& deterministic_mode() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+
 std::atomic<int>& split_override() {
   static std::atomic<int> s{0};
   return s;
@@ -35,6 +40,10 @@ std::atomic<int>& split_override() {
 int get_num_threads() { return configured_threads().load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) { configured_threads().store(n > 0 ? n : default_threads()); }
+
+bool deterministic() { return deterministic_mode().load(std::memory_order_relaxed); }
+
+void set_deterministic(bool on) { deterministic_mode().store(on); }
 
 double get_grain() { return grain_scale().load(std::memory_order_relaxed); }
 

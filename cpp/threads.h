@@ -22,6 +22,13 @@ namespace lstm_native {
 int get_num_threads();
 void set_num_threads(int n);  // n <= 0 restores the default (all available cores)
 
+// Deterministic mode (default on): every reduction sums in an order that does not depend on
+// the team's size, so results are the same bits for any thread count. Off, the recurrent
+// backward sums bias gradients per thread instead of per sequence (a few percent less memory
+// traffic; see bench/RESULTS.md for what it measures).
+bool deterministic();
+void set_deterministic(bool on);
+
 // Scales every work-per-thread threshold below (default 1). Tests set 0 to run every
 // parallel path with the full team, whatever the problem size.
 double get_grain();

@@ -273,3 +273,40 @@ def test_save_load_keeps_every_option(tmp_path, factory):
     text = repr(model)   # what `lstm-native info` prints
     for key, value in model[0].get_config().items():
         assert f"{key}={value!r}" in text
+
+
+def _train_new_cells(threads, split):
+    """Four Adam steps on a model holding every new cell (with recurrent dropout and zoneout)."""
+    before = ln.get_num_threads(), ln._core.get_grain()
+    ln.set_num_threads(threads)
+    ln._core.set_grain(0.0)
+    ln._core.set_step_split(split)
+    try:
+        model = ln.Sequential(
+            ln.RNN(3, 20, batch_first=True, bidirectional=True, seed=0, zoneout=0.2),
+            ln.LayerNormLSTM(40, 18, batch_first=True, seed=1, recurrent_dropout=0.3, zoneout=0.1),
+            ln.GRU(18, 17, batch_first=True, seed=2, reset_after=False, recurrent_dropout=0.2),
+            ln.LayerNormGRU(17, 16, batch_first=True, seed=3, zoneout=0.2),
+            ln.LSTM(16, 24, batch_first=True, proj_size=10, seed=4, recurrent_dropout=0.2),
+            ln.LastTimestep(), ln.Linear(10, 2, seed=5))
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((24, 9, 3)).astype(np.float32)
+        y = rng.standard_normal((24, 2)).astype(np.float32)
+        lengths = rng.integers(2, 10, size=24)
+        model.fit(X, y, epochs=1, batch_size=6, lengths=lengths, verbose=0, seed=0,
+                  optimizer=ln.optim.Adam(model.parameters(), lr=1e-2))
+        return model.state_dict(), model.predict(X, lengths=lengths)
+    finally:
+        ln.set_num_threads(before[0])
+        ln._core.set_grain(before[1])
+        ln._core.set_step_split("auto")
+
+
+def test_new_cells_train_to_the_same_bits_for_any_thread_count():
+    assert ln.is_deterministic()
+    weights, out = _train_new_cells(1, "auto")
+    for threads, split in ((2, "auto"), (3, "batch"), (4, "units")):
+        w, o = _train_new_cells(threads, split)
+        np.testing.assert_array_equal(o, out, err_msg=f"{threads} {split}")
+        for name in weights:
+            np.testing.assert_array_equal(w[name], weights[name], err_msg=f"{threads} {split} {name}")

@@ -30,6 +30,9 @@ struct Workspace {
     return **ws;
   }
   bool ready() const { return (f32 && f32->ready_for_backward) || (f64 && f64->ready_for_backward); }
+  std::int64_t prepared_version() const {
+    return f32 ? f32->prepared.version : (f64 ? f64->prepared.version : std::int64_t(-1));
+  }
   void release() { f32.reset(); f64.reset(); }
 };
 
@@ -119,8 +122,8 @@ Params direction_arrays(const py::handle& tuple, const std::string& prefix, Inde
 template <class Cell, class T>
 py::tuple forward_typed(const py::object& x_obj, bool batch_first, const py::object& lengths_obj,
                         const py::list& weights, const py::object& h0_obj, const py::object& c0_obj,
-                        Workspace& workspace, bool keep_for_backward, const py::object& mask_obj,
-                        const py::object& zoneout_mask_obj, double zoneout) {
+                        Workspace& workspace, bool keep_for_backward, std::int64_t weights_version,
+                        const py::object& mask_obj, const py::object& zoneout_mask_obj, double zoneout) {
   auto x = checked<T>(x_obj, "x", {-1, -1, -1});
   const Index T_ = batch_first ? x.shape(1) : x.shape(0), B = batch_first ? x.shape(0) : x.shape(1), I = x.shape(2);
   const int D = static_cast<int>(weights.size());
@@ -137,6 +140,7 @@ py::tuple forward_typed(const py::object& x_obj, bool batch_first, const py::obj
   const Index H = sizes.hidden, S = sizes.state;
   for (int d = 0; d < D; ++d) args.weights[d] = direction_arrays<Cell, DirectionWeights<T>>(weights[d], "", I, sizes, keep);
   args.shape = LayerShape{SequenceShape{T_, B, batch_first}, I, H, D, sizes.projected ? S : 0};
+  args.weights_version = weights_version;
   args.x = data_of<T>(x);
   args.lengths = lengths_of(lengths_obj, B, T_, keep);
   if (!c0_obj.is_none() && !Cell::kCellState) throw py::value_error(std::string("c0 is only for LSTM, not ") + Cell::kName);
@@ -253,24 +257,31 @@ void bind_recurrent(py::module_& m) {
   py::class_<Workspace>(m, "RecurrentWorkspace", "Buffers a recurrent layer keeps from forward to backward.")
       .def(py::init<>())
       .def_property_readonly("ready_for_backward", &Workspace::ready)
+      .def_property_readonly("prepared_version", &Workspace::prepared_version,
+                             "The weights' version whose preparation the next forward may reuse (-1: none).")
+      .def_property_readonly("prepared_version", &Workspace::prepared_version,
+                             "The weights' version whose preparation the next forward may reuse (-1: none).")
       .def("release", &Workspace::release, "Frees the buffers.");
 
   m.def("recurrent_forward",
         [](const std::string& cell, const py::object& x, bool batch_first, const py::object& lengths,
            const py::list& weights, const py::object& h0, const py::object& c0, Workspace& workspace,
-           bool keep_for_backward, const py::object& recurrent_mask, const py::object& zoneout_mask,
-           double zoneout) {
+           bool keep_for_backward, std::int64_t weights_version, const py::object& recurrent_mask,
+           const py::object& zoneout_mask, double zoneout) {
           return with_cell(cell, [&](auto c) {
             return by_dtype(x, [&](auto t) {
               return forward_typed<decltype(c), decltype(t)>(x, batch_first, lengths, weights, h0, c0, workspace,
-                                                             keep_for_backward, recurrent_mask, zoneout_mask, zoneout);
+                                                             keep_for_backward, weights_version, recurrent_mask,
+                                                             zoneout_mask, zoneout);
             });
           });
         },
         py::arg("cell"), py::arg("x"), py::arg("batch_first"), py::arg("lengths"), py::arg("weights"), py::arg("h0"),
-        py::arg("c0"), py::arg("workspace"), py::arg("keep_for_backward"), py::arg("recurrent_mask") = py::none(),
-        py::arg("zoneout_mask") = py::none(), py::arg("zoneout") = 0.0,
+        py::arg("c0"), py::arg("workspace"), py::arg("keep_for_backward"), py::arg("weights_version") = -1,
+        py::arg("recurrent_mask") = py::none(), py::arg("zoneout_mask") = py::none(), py::arg("zoneout") = 0.0,
         "One recurrent layer (all directions) over a padded batch. Returns (out, h_n, c_n or None). "
+        "weights_version >= 0 (one that changes whenever a weight may have) lets the workspace keep what it "
+        "prepares from the weights for the next call with the same version. "
         "recurrent_mask (D, B, S): recurrent dropout's mask, scaled; zoneout_mask (like out, uint8): 1 where a "
         "unit keeps its previous state (training); without one, zoneout > 0 mixes old and new states by it.");
   m.def("recurrent_step",

@@ -9,6 +9,9 @@ namespace lstm_native {
 void bind_threads(py::module_& m) {
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads the kernels use; n <= 0 restores all cores.");
+  m.def("get_deterministic", &deterministic, "Whether results are the same bits for any thread count.");
+  m.def("set_deterministic", &set_deterministic, py::arg("on"),
+        "On (the default): reductions in an order independent of the thread count.");
   m.def("get_grain", &get_grain);
   m.def("set_grain", &set_grain, py::arg("scale"),
         "Scales the work each thread must have before another is used (0: always the full team; for tests).");

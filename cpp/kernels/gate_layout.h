@@ -101,6 +101,11 @@ struct UnitBlock {
   Eigen::Map<const Array> vector(const T* buffer) const { return {buffer + unit, width}; }
   // Gate g of the block in a per-column vector (G*H), such as a bias gradient.
   Eigen::Map<Array> column_vector(T* buffer, int g) const { return {buffer + column + g * gate_step, width}; }
+  // Where a bias gradient sum accumulates: the row's own slot (a buffer laid out as the gates)
+  // or one vector for every row.
+  Eigen::Map<Array> bias_slot(T* buffer, int g, bool per_row) const {
+    return {buffer + (per_row ? gates : column) + g * gate_step, width};
+  }
 };
 
 // Runs body(block) for rows 0, row_step, ... (rows of them) and unit blocks

@@ -61,12 +61,12 @@ struct GruCell : CellBase {
       z = d_z;
       hn = d_cand;  // w.r.t. x W_in^T + b_in, swapped in by to_input_gradients
       if (s.bias_grad) {
-        at.column_vector(s.bias_grad, 0) += d_r;
-        at.column_vector(s.bias_grad, 1) += d_z;
-        at.column_vector(s.bias_grad, 2) += cand;
-        at.column_vector(s.input_bias_grad, 0) += d_r;
-        at.column_vector(s.input_bias_grad, 1) += d_z;
-        at.column_vector(s.input_bias_grad, 2) += d_cand;
+        at.bias_slot(s.bias_grad, 0, s.bias_per_row) += d_r;
+        at.bias_slot(s.bias_grad, 1, s.bias_per_row) += d_z;
+        at.bias_slot(s.bias_grad, 2, s.bias_per_row) += cand;
+        at.bias_slot(s.input_bias_grad, 0, s.bias_per_row) += d_r;
+        at.bias_slot(s.input_bias_grad, 1, s.bias_per_row) += d_z;
+        at.bias_slot(s.input_bias_grad, 2, s.bias_per_row) += d_cand;
       }
     });
   }

@@ -71,8 +71,8 @@ struct GruResetBeforeCell : CellBase {
       z = d_z;
       n = d_n;
       if (s.bias_grad) {
-        at.column_vector(s.bias_grad, 1) += d_z;
-        at.column_vector(s.bias_grad, 2) += d_n;
+        at.bias_slot(s.bias_grad, 1, s.bias_per_row) += d_z;
+        at.bias_slot(s.bias_grad, 2, s.bias_per_row) += d_n;
       }
     });
   }
@@ -88,7 +88,7 @@ struct GruResetBeforeCell : CellBase {
       const A d_r = dq * at.row(s.h_rec, s.h_rec_stride) * r * (T(1) - r);
       at.row(s.d_rec) += dq * r;
       r = d_r;
-      if (s.bias_grad) at.column_vector(s.bias_grad, 0) += d_r;
+      if (s.bias_grad) at.bias_slot(s.bias_grad, 0, s.bias_per_row) += d_r;
     });
   }
 

@@ -35,14 +35,28 @@ namespace layer_norm {
 
 constexpr double kEps = 1e-5;
 
-// mean and 1 / sqrt(var + eps) of n contiguous values, two passes in T (Eigen's vectorised
-// sums; a cast to double does not vectorise and costs 15x).
+// sum of f(v[j]) over n contiguous values, in an order fixed by n alone: 16 running sums (one
+// vector register's worth), then across them. (Eigen's own sum of a dynamic-size map starts its
+// vectors at the first aligned address, so its rounding would depend on where the buffer lies;
+// a cast to double would not vectorise at all.)
+template <class T, class F>
+T fixed_order_sum(const T* v, Index n, F&& f) {
+  using Chunk = Eigen::Array<T, 16, 1>;
+  Chunk acc = Chunk::Zero();
+  Index j = 0;
+  for (; j + 16 <= n; j += 16) acc += f(Eigen::Map<const Chunk>(v + j));
+  T tail = 0;
+  for (; j < n; ++j) tail += f(Eigen::Array<T, 1, 1>::Constant(v[j]))(0);
+  return acc.sum() + tail;
+}
+
+// mean and 1 / sqrt(var + eps) of n contiguous values (two passes).
 template <class T>
 void stats(const T* v, Index n, T* mean, T* rstd) {
-  const Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> a(v, n);
-  const T m = a.mean();
+  const T m = fixed_order_sum(v, n, [](const auto& x) { return x; }) / T(n);
+  const T var = fixed_order_sum(v, n, [m](const auto& x) { return (x - m).square(); }) / T(n);
   *mean = m;
-  *rstd = T(1) / std::sqrt((a - m).square().mean() + T(kEps));
+  *rstd = T(1) / std::sqrt(var + T(kEps));
 }
 
 // A copy of a step's arguments moved to its i-th row, as a one-row step.
@@ -62,8 +76,10 @@ StepForward<T> one_row(const StepForward<T>& s, Index i, const GateLayout& layou
   return one;
 }
 
+// (param_size: the cell's own parameters, whose gradients have a slot per row like the bias's
+// when bias_per_row.)
 template <class T>
-StepBackward<T> one_row(const StepBackward<T>& s, Index i, const GateLayout& layout) {
+StepBackward<T> one_row(const StepBackward<T>& s, Index i, const GateLayout& layout, Index param_size) {
   const Index r = i * s.row_step, GH = layout.columns(), H = layout.hidden;
   StepBackward<T> one = s;
   one.rows = 1;
@@ -75,6 +91,11 @@ StepBackward<T> one_row(const StepBackward<T>& s, Index i, const GateLayout& lay
   one.extra += r * s.extra_stride;
   one.dh += r * H;
   if (one.dc) one.dc += r * H;
+  if (s.bias_per_row) {  // the row's own slots (laid out as the gates, and as params)
+    if (one.bias_grad) one.bias_grad += r * GH;
+    if (one.input_bias_grad) one.input_bias_grad += r * GH;
+    if (one.param_grad) one.param_grad += r * param_size;
+  }
   return one;
 }
 
@@ -96,12 +117,24 @@ auto unit_of(const At& at, T* vec, int g, Index hidden) {
 
 // Sums in double across blocks (each block's 16 in T): the backward's means of products
 // cancel against their terms, where float32 alone loses digits.
+// A narrow last block (Eigen::Dynamic) is summed one value at a time, in order, for the same
+// reason as fixed_order_sum.
 struct Sums {
   double a = 0, b = 0;
+  template <class X>
+  static double total(const X& x) {
+    if constexpr (X::SizeAtCompileTime != Eigen::Dynamic) {
+      return double(x.sum());
+    } else {
+      double t = 0;
+      for (Index j = 0; j < x.size(); ++j) t += double(x(j));
+      return t;
+    }
+  }
   template <class X, class Y>
   void add(const X& x, const Y& y) {
-    a += double(x.sum());
-    b += double((x * y).sum());
+    a += total(x);
+    b += total(x * y);
   }
 };
 
@@ -184,7 +217,7 @@ struct LayerNormLstmCell : CellBase {
     const T* g_c = s.params + 2 * GH;
     const T* b_c = g_c + H;
     for (Index i = 0; i < s.rows; ++i) {
-      const StepBackward<T> o = one_row(s, i, layout);
+      const StepBackward<T> o = one_row(s, i, layout, cell_param_size<LayerNormLstmCell>(H));
       const T* extra = o.extra;
       // 1. through h = o * tanh(LN(c) g_c + b_c): d o, and LN(c)'s backward sums
       Sums sc;
@@ -223,8 +256,8 @@ struct LayerNormLstmCell : CellBase {
         for (int g = 0; g < kGates; ++g) {
           const auto da = at.gate(o.gates, g);
           if (o.bias_grad) {
-            at.column_vector(o.bias_grad, g) += da;
-            at.column_vector(o.input_bias_grad, g) += da;
+            at.bias_slot(o.bias_grad, g, o.bias_per_row) += da;
+            at.bias_slot(o.input_bias_grad, g, o.bias_per_row) += da;
           }
           const auto x_hat = gate_of(at, extra, g), h_hat = gate_of(at, extra + GH, g);
           if (o.param_grad) {
@@ -324,7 +357,7 @@ struct LayerNormGruCell : CellBase {
     const T* g_x = s.params;
     const T* g_h = s.params + GH;
     for (Index i = 0; i < s.rows; ++i) {
-      const StepBackward<T> o = one_row(s, i, layout);
+      const StepBackward<T> o = one_row(s, i, layout, cell_param_size<LayerNormGruCell>(H));
       const T* extra = o.extra;
       // 1. GRU's gradients: w.r.t. ah (dah, into the gates) and ax (dax: r, z as dah, n's in aux);
       // both products' backward sums
@@ -342,10 +375,10 @@ struct LayerNormGruCell : CellBase {
         z = d_z;
         hn = d_cand;
         if (o.bias_grad) {
-          for (int g = 0; g < kGates; ++g) at.column_vector(o.bias_grad, g) += at.gate(o.gates, g);
-          at.column_vector(o.input_bias_grad, 0) += d_r;
-          at.column_vector(o.input_bias_grad, 1) += d_z;
-          at.column_vector(o.input_bias_grad, 2) += d_cand;
+          for (int g = 0; g < kGates; ++g) at.bias_slot(o.bias_grad, g, o.bias_per_row) += at.gate(o.gates, g);
+          at.bias_slot(o.input_bias_grad, 0, o.bias_per_row) += d_r;
+          at.bias_slot(o.input_bias_grad, 1, o.bias_per_row) += d_z;
+          at.bias_slot(o.input_bias_grad, 2, o.bias_per_row) += d_cand;
         }
         for (int g = 0; g < kGates; ++g) {
           const auto dah = at.gate(o.gates, g);

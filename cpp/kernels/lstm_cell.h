@@ -63,10 +63,10 @@ struct LstmCell : CellBase {
       g = d_g;
       o = d_o;
       if (s.bias_grad) {
-        at.column_vector(s.bias_grad, 0) += d_i;
-        at.column_vector(s.bias_grad, 1) += d_f;
-        at.column_vector(s.bias_grad, 2) += d_g;
-        at.column_vector(s.bias_grad, 3) += d_o;
+        at.bias_slot(s.bias_grad, 0, s.bias_per_row) += d_i;
+        at.bias_slot(s.bias_grad, 1, s.bias_per_row) += d_f;
+        at.bias_slot(s.bias_grad, 2, s.bias_per_row) += d_g;
+        at.bias_slot(s.bias_grad, 3, s.bias_per_row) += d_o;
       }
     });
   }

@@ -47,7 +47,7 @@ struct RnnCell : CellBase {
       if constexpr (Act == RnnActivation::kTanh) d = at.row(s.dh) * (T(1) - h * h);
       else d = at.row(s.dh) * (h > T(0)).template cast<T>();
       h = d;
-      if (s.bias_grad) at.column_vector(s.bias_grad, 0) += d;
+      if (s.bias_grad) at.bias_slot(s.bias_grad, 0, s.bias_per_row) += d;
     });
   }
 

@@ -44,6 +44,8 @@ struct StepBackward {
   T* bias_grad;        // G*H: += column sums of the gradients w.r.t. h W_hh^T + b_hh (null: no bias)
   T* input_bias_grad;  // G*H: += those w.r.t. x W_ih^T + b_ih, for cells where they differ
   Index h_prev_stride;
+  bool bias_per_row;   // the bias sums have a G*H slot per row (laid out as `gates`), not one for all
+                       // rows: each sequence's sum then runs in step order whatever the team
   // Beyond LSTM's and GRU's needs (cell_base.h):
   const T* h_rec = nullptr;   // as in StepForward
   Index h_rec_stride = 0;

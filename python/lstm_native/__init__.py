@@ -3,7 +3,7 @@
 A C++ core (Eigen, OpenMP) runs each recurrent layer over a whole sequence in one call;
 this package wraps it in PyTorch-compatible layers and a Keras-like training loop.
 """
-from . import callbacks, data, init, losses, metrics, optim, plotting, reference, tbptt
+from . import callbacks, data, distributed, init, losses, metrics, optim, plotting, reference, tbptt
 from ._backend import core as _core
 from ._checks import NonFiniteError
 from ._grad_mode import is_grad_enabled, no_grad
@@ -45,6 +45,18 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(int(n))
 
 
+def set_deterministic(on: bool = True) -> None:
+    """On (the default): training and inference give the same bits for any thread count and
+    from run to run (every reduction sums in a fixed order). Off: the recurrent backward sums
+    bias gradients per thread instead, which the last bits then depend on."""
+    _core.set_deterministic(bool(on))
+
+
+def is_deterministic() -> bool:
+    """Whether results are independent of the thread count (see set_deterministic)."""
+    return _core.get_deterministic()
+
+
 def backend_isa() -> str:
     """The instruction set of the compiled core in use: baseline, avx2, avx512 or native."""
     return _core.isa
@@ -53,4 +65,4 @@ def backend_isa() -> str:
 __all__ = ["LSTM", "GRU", "RNN", "LayerNormLSTM", "LayerNormGRU", "init", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
            "TimeDistributed", "Residual", "Attention", "Seq2Seq", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "metrics", "tbptt", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
-           "load", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed"]
+           "load", "distributed", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed", "set_deterministic", "is_deterministic"]

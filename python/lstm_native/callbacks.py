@@ -11,6 +11,7 @@ import os
 class Callback:
     model = None
     fit = None
+    rank_zero_only = False    # True: in distributed training only rank 0 runs it (files, printing)
 
     def on_train_begin(self, logs=None): ...
     def on_epoch_begin(self, epoch, logs=None): ...
@@ -73,6 +74,8 @@ class ModelCheckpoint(Callback):
     only when `monitor` improves), so that ``fit(..., resume_from=path)`` continues from it.
     The path may contain ``{epoch}``."""
 
+    rank_zero_only = True
+
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False, mode: str = "auto"):
         self.path, self.monitor, self.save_best_only = os.fspath(path), monitor, save_best_only
         self.mode = _improves(mode, monitor)
@@ -89,6 +92,8 @@ class ModelCheckpoint(Callback):
 
 class CSVLogger(Callback):
     """Writes one row of metrics per epoch to a CSV file (appending to it when resuming)."""
+
+    rank_zero_only = True
 
     def __init__(self, path, append: bool = False):
         self.path, self.append = os.fspath(path), append
@@ -109,6 +114,8 @@ class CSVLogger(Callback):
 
 class JSONLogger(Callback):
     """Rewrites the whole history as JSON after each epoch."""
+
+    rank_zero_only = True
 
     def __init__(self, path):
         self.path = os.fspath(path)

@@ -175,14 +175,15 @@ def main(argv=None) -> int:
     elif extra:
         parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     from .recipes import ConfigError
+    from . import distributed
     try:
         return args.run(args)
     except (CommandError, ConfigError) as exc:
-        print(f"lstm-native {args.command}: error: {exc}", file=sys.stderr)
+        distributed.report_once(f"lstm-native {args.command}: error: {exc}", exc)
         return 2
     except (ValueError, TypeError, OSError) as exc:
-        print(f"lstm-native {args.command}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-              file=sys.stderr)
+        distributed.report_once(f"lstm-native {args.command}: error: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", exc)
         return 2
     except KeyboardInterrupt:
         print(f"lstm-native {args.command}: interrupted", file=sys.stderr)

@@ -35,7 +35,7 @@ def save(model, path, optimizer=None, scheduler=None, training=None) -> None:
             "extra_state": {name: s for name, m in model.named_modules() if (s := m.get_extra_state()) is not None},
             "optimizer": None, "scheduler": None, "training": training,
             "metadata": getattr(model, "metadata", None)}   # the user's JSON-able notes (e.g. scalers)
-    arrays = {"param/" + name: p.data for name, p in model.named_parameters()}
+    arrays = {"param/" + name: p.array for name, p in model.named_parameters()}
     for name, module in model.named_modules():
         arrays.update({f"buffer/{name + '.' if name else ''}{k}": v for k, v in module.buffers().items()})
     if optimizer is not None:

@@ -132,7 +132,7 @@ class Module:
     # -- state ----------------------------------------------------------------------
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
         """Copies of every parameter, keyed by PyTorch-style dotted names."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        return OrderedDict((name, p.array.copy()) for name, p in self.named_parameters())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copies arrays (or anything np.asarray takes, torch tensors included) into the
@@ -148,8 +148,8 @@ class Module:
             if name not in state:
                 continue
             value = to_numpy(state[name], f"state_dict[{name!r}]")
-            if value.shape != p.data.shape:
-                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, the parameter has {p.data.shape}")
+            if value.shape != p.shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {value.shape}, the parameter has {p.shape}")
             if value.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}] must be numeric, got dtype {value.dtype}")
             values[name] = value
@@ -174,7 +174,7 @@ class Module:
         return self.train(False)
 
     def num_parameters(self) -> int:
-        return int(sum(p.data.size for p in self.parameters()))
+        return int(sum(p.array.size for p in self.parameters()))
 
     # -- the run paths (see the class docstring) ---------------------------------------
     def __call__(self, *args, **kwargs):
@@ -227,7 +227,8 @@ class Module:
         shuffle, verbose (0 silent, 1 progress bar, 2 a line per epoch), seed, scheduler,
         loss_kwargs (e.g. class weights), resume_from (a checkpoint path), metrics (names such as
         "mae", "rmse", "accuracy" or functions; see ln.metrics), stateful=True with tbptt_steps=k
-        (long series in k-step chunks, state carried, gradients cut; see ln.tbptt)."""
+        (long series in k-step chunks, state carried, gradients cut; see ln.tbptt), distributed
+        (True: data-parallel over the MPI ranks when launched by mpiexec/srun; see ln.distributed)."""
         return training.fit(self, X, y, **kwargs)
 
     def reset_states(self) -> None:

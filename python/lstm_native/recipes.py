@@ -43,6 +43,8 @@ A config (TOML or JSON) has four sections; everything but ``data.path`` has a de
     clip_grad_norm = 1.0
     patience = 10              # early stopping on validation loss (0: off)
     seed = 0
+    distributed = true         # under mpiexec/srun with several ranks: one model trained data-parallel
+                               # over them, rank 0 printing and writing the outputs (false: each alone)
 
     [output]
     model = "model.npz"        # relative to the config
@@ -58,7 +60,7 @@ import time as _time
 
 import numpy as np
 
-from . import callbacks, data, optim, tables, transforms
+from . import callbacks, data, distributed, optim, tables, transforms
 from .layers import LastTimestep, Linear
 from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
 from .sequential import Sequential
@@ -85,7 +87,7 @@ SCHEMA = {
     "training": {"epochs": (_POS_INT, 200), "batch_size": (_POS_INT, 32),
                  "optimizer": (("adam", "adamw", "sgd", "rmsprop"), "adam"), "lr": (_POS_FLOAT, 1e-3),
                  "clip_grad_norm": (_NONNEG_FLOAT, 1.0), "patience": (_NONNEG_INT, 10), "seed": (_NONNEG_INT, 0),
-                 "verbose": (_NONNEG_INT, 1)},
+                 "verbose": (_NONNEG_INT, 1), "distributed": (bool, True)},
     "output": {"model": (str, "model.npz"), "history": (str, "history.json")},
 }
 
@@ -323,7 +325,10 @@ def _likeliest_fix(r, d, t, n_train, train_levels, test_levels):
 def train_from_config(config_path, say=print) -> dict:
     """Trains the configured forecaster, saves it (with what predict needs to prepare new
     data) and its history; returns the test figures (errors in the data's own units)."""
-    cfg = load_config(config_path)
+    with distributed.together():              # under mpiexec: a config error stops every rank alike
+        cfg = load_config(config_path)
+    if distributed.rank() != 0:               # only rank 0 speaks and writes the outputs
+        say = lambda *args, **kwargs: None    # noqa: E731
     d, m, t = cfg["data"], cfg["model"], cfg["training"]
     start = _time.perf_counter()
     table = _load(d["path"], d["time"], say)
@@ -386,7 +391,8 @@ def train_from_config(config_path, say=print) -> dict:
         f"{L} steps x {len(names)} features from {d['path']}")
     history = model.fit(*XY["train"], loss="mse", optimizer=opt, epochs=t["epochs"],
                         batch_size=t["batch_size"], clip_grad_norm=t["clip_grad_norm"] or None,
-                        validation_data=XY["val"], callbacks=cbs, seed=t["seed"], verbose=t["verbose"])
+                        validation_data=XY["val"], callbacks=cbs, seed=t["seed"], verbose=t["verbose"],
+                        distributed=t["distributed"])
 
     result = {"epochs_run": len(history.epoch), "transform": transform, "transform_rule": why,
               "season": int(season), "rows": int(len(values)), "missing": d["missing"]}
@@ -423,11 +429,12 @@ def train_from_config(config_path, say=print) -> dict:
                       "horizon": H, "scaler": scaler.state() if scaler else None, "transform": transform,
                       "missing": d["missing"], "time": time_meta,
                       "trained_on": os.path.basename(d["path"]), "test": result}
-    for key in ("model", "history"):
-        os.makedirs(os.path.dirname(cfg["output"][key]) or ".", exist_ok=True)
-    model.save(cfg["output"]["model"])
-    with open(cfg["output"]["history"], "w", encoding="utf-8") as f:
-        json.dump(dict(history.to_dict(), test=result), f, indent=1)
+    if distributed.rank() == 0:
+        for key in ("model", "history"):
+            os.makedirs(os.path.dirname(cfg["output"][key]) or ".", exist_ok=True)
+        model.save(cfg["output"]["model"])
+        with open(cfg["output"]["history"], "w", encoding="utf-8") as f:
+            json.dump(dict(history.to_dict(), test=result), f, indent=1)
     say(f"saved the model to {cfg['output']['model']} and its history to {cfg['output']['history']}")
     result.update(model=cfg["output"]["model"], history=cfg["output"]["history"])
     return result

@@ -134,8 +134,8 @@ class RecurrentBase(Module):
     def _suffixes(self, layer: int):
         return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
 
-    def _layer_params(self, layer: int, attr: str):
-        """Per direction, the (w_ih, w_hh, b_ih, b_hh[, extras]) arrays of Parameter attribute `attr`."""
+    def _layer_parameters(self, layer: int):
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh[, extras]) Parameters (None for absent biases)."""
         cached = self.__dict__.get("_parameter_objects")   # the Parameters by layer, kept until any module changes
         if cached is None or cached[0] != module_structure_version():
             names = self._param_names
@@ -143,7 +143,22 @@ class RecurrentBase(Module):
                       [[tuple(getattr(self, name + suffix, None) for name in names)
                         for suffix in self._suffixes(k)] for k in range(self.num_layers)])
             self._parameter_objects = cached
-        return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in cached[1][layer]]
+        return cached[1][layer]
+
+    def _layer_params(self, layer: int, attr: str):
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh[, extras]) arrays of Parameter attribute `attr`."""
+        return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in self._layer_parameters(layer)]
+
+    def _layer_forward(self, layer, layer_input, lengths, h0, c0, keep, rec_mask=None, keep_mask=None, zoneout=0.0):
+        """One layer of the stack through the core, which keeps what it prepares from the
+        weights (packed matrices) for the next call while their version stays the same and no
+        reference to them is held outside their Parameters (parameter.py). rec_mask, keep_mask,
+        zoneout: this layer's recurrent dropout and zoneout (_regularisers)."""
+        params = [p for ps in self._layer_parameters(layer) for p in ps if p is not None]
+        version = -1 if any(p.shared() for p in params) else max(p.version for p in params)
+        return core.recurrent_forward(self.cell, layer_input, self.batch_first, lengths,
+                                      self._layer_params(layer, "array"), h0, c0, self._workspaces[layer], keep,
+                                      version, rec_mask, keep_mask, zoneout)
 
     def _state(self, value, name: str, batch: int, width: int):
         if value is None:
@@ -187,10 +202,8 @@ class RecurrentBase(Module):
             rec_mask, keep_mask, zoneout = self._regularisers(out_shape, batch)
             rec_masks.append(rec_mask)
             keep_masks.append(keep_mask)
-            out, h, c = core.recurrent_forward(
-                self.cell, layer_input, self.batch_first, lengths, self._layer_params(layer, "data"),
-                None if h0 is None else h0[sl], None if c0 is None else c0[sl], self._workspaces[layer], keep,
-                rec_mask, keep_mask, zoneout)
+            out, h, c = self._layer_forward(layer, layer_input, lengths, None if h0 is None else h0[sl],
+                                            None if c0 is None else c0[sl], keep, rec_mask, keep_mask, zoneout)
             h_n[sl] = h
             if c_n is not None:
                 c_n[sl] = c
@@ -294,7 +307,7 @@ class RecurrentBase(Module):
         params = self.__dict__    # parameters are plain attributes (Module.__setattr__); direct reads save ~2 us a step
         names = self._param_names
         for layer in range(self.num_layers):
-            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.data for name in names)
+            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.array for name in names)
             core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], weights,
                                 h[layer], None if c is None else c[layer], self.zoneout)
 

@@ -6,6 +6,7 @@ any object with the Module interface; it never imports the Module class (module.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -13,6 +14,7 @@ import threading
 
 import numpy as np
 
+from . import distributed as _distributed
 from . import io, losses, metrics as metrics_, ops, optim, seeding, tbptt
 from ._checks import NonFiniteError, to_numpy
 from ._grad_mode import no_grad
@@ -109,12 +111,16 @@ class Samples:
     def num_batches(self, batch_size):
         return math.ceil(len(self) / batch_size)
 
-    def batches(self, batch_size, order):
+    def batches(self, batch_size, order, share=None):
         """(xb, yb, lengths or None, weight) for consecutive slices of `order`; an epoch's
-        loss is the mean of the batches' losses weighted by `weight` (here the batch size)."""
+        loss is the mean of the batches' losses weighted by `weight` (the global batch's rows).
+        share(idx) picks this rank's rows of each batch when training is distributed."""
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
-            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx], len(idx)
+            rows = len(idx)
+            if share is not None:
+                idx = share(idx)
+            yield self.X[idx], self.y[idx], None if self.lengths is None else self.lengths[idx], rows
 
 
 def _samples(model, X, y, lengths, validation_data, validation_split):
@@ -167,6 +173,7 @@ class Fit:
         self.callbacks = list(callbacks or ())
         self.params = model.parameters()
         self.interrupt = None   # an InterruptAtBatchEnd while fit runs
+        self.dist = None        # a distributed.DataParallel when training over several MPI ranks
 
     def training_state(self) -> dict:
         return {"epoch": self.epoch, "seed": self.seed, "history": self.history.to_dict()}
@@ -215,6 +222,8 @@ class Fit:
                 bar.close({"loss": total / seen})
                 self.say_interrupted(f"in epoch {epoch + 1} after batch {b + 1}")
                 return None
+        if self.dist is not None:
+            self.dist.sum_metrics(self.metrics)     # each rank summed its own rows' metrics
         return {"loss": total / seen, **self.metrics.results()}
 
     def epoch_batches(self, epoch, samples, batch_size, shuffle):
@@ -224,7 +233,7 @@ class Fit:
             return samples.chunks(batch_size, self.carry)
         n = len(samples)
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if shuffle else np.arange(n)
-        return samples.batches(batch_size, order)
+        return samples.batches(batch_size, order, None if self.dist is None else self.dist.share)
 
     def forward(self, xb, yb, lb):
         """(output, loss mask); with stateful=True from the state the last chunk left."""
@@ -233,18 +242,33 @@ class Fit:
         return _forward(self.model, xb, yb, lb)
 
     def train_step(self, xb, yb, lb):
-        """Forward, loss, backward, clipping, optimizer step, metrics; returns the loss."""
+        """Forward, loss, backward, clipping, optimizer step, metrics; returns the loss (of the
+        global batch when distributed: this rank's share, gradients averaged over the ranks)."""
+        if self.dist is None:
+            value, _ = self.forward_backward(xb, yb, lb)
+        else:
+            value = self.dist.step(xb, yb, lb)
+        self.clip_gradients()
+        self.optimizer.step()
+        return value
+
+    def forward_backward(self, xb, yb, lb, weight_of=None):
+        """Forward, loss, backward and metrics of one batch: (loss, weight). weight_of(out, yb,
+        mask), when given (distributed), is this batch's weight in the global mean; the loss
+        gradient is multiplied by it."""
         out, mask = self.forward(xb, yb, lb)
         value, grad = self.loss_fn(out, yb, mask=mask, **self.loss_kwargs)
         if not math.isfinite(value) or not np.isfinite(grad).all():
             raise NonFiniteError(f"the loss became {value}" if not math.isfinite(value)
                                  else "the loss gradient overflowed")
+        weight = 1.0
+        if weight_of is not None:
+            weight = weight_of(out, yb, mask)
+            grad = grad * grad.dtype.type(weight)
         self.model.zero_grad()
         self.model.seq_backward(grad, need_input_grad=False)
-        self.clip_gradients()
-        self.optimizer.step()
         self.metrics.update(out, yb, mask)
-        return value
+        return value, weight
 
     def clip_gradients(self) -> None:
         if self.clip_norm is not None:
@@ -261,8 +285,14 @@ class Fit:
             return {"val_" + k: v for k, v in val.items()}
         X, y = validation_data[:2]
         lengths = validation_data[2] if len(validation_data) == 3 else None
-        val = evaluate(self.model, X, y, loss=self.loss_fn, batch_size=max(batch_size, 256), lengths=lengths,
-                       loss_kwargs=self.loss_kwargs, metrics=self.metric_specs)
+        batch_size = max(batch_size, 256)
+
+        def mean(rows=slice(None)):
+            return evaluate(self.model, X[rows], y[rows], loss=self.loss_fn, batch_size=batch_size,
+                            lengths=None if lengths is None else lengths[rows], loss_kwargs=self.loss_kwargs,
+                            metrics=self.metric_specs)
+        # distributed: each rank takes a block of the batches and the means are combined
+        val = mean() if self.dist is None else self.dist.mean_over_ranks(mean, len(X), batch_size)
         return {"val_" + k: v for k, v in val.items()}
 
     def end_epoch(self, epoch, logs, bar) -> None:
@@ -282,10 +312,18 @@ class Fit:
             cb.on_train_end({})
 
     def interrupted(self) -> bool:
+        if self.dist is not None:
+            return self.dist.interrupted     # as all ranks agreed at the last reduction
         return self.interrupt is not None and self.interrupt.requested
+
+    def together(self):
+        """A block every rank leaves the same way (errors, stop, Ctrl-C agreed); plain in one process."""
+        return contextlib.nullcontext() if self.dist is None else self.dist.together()
 
     def say_interrupted(self, where: str) -> None:
         self.history.interrupted = True
+        if self.dist is not None and self.dist.rank != 0:
+            return
         print(f"fit: interrupted (Ctrl-C) {where}; the model holds the weights of that point, the last "
               f"checkpoint those after epoch {self.epoch}", file=sys.stderr, flush=True)
 
@@ -293,7 +331,8 @@ class Fit:
 def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: int = 32,
         clip_grad_norm=None, clip_grad_value=None, validation_data=None, validation_split: float = 0.0,
         lengths=None, callbacks=(), shuffle: bool = True, verbose: int = 1, seed=None, scheduler=None,
-        loss_kwargs=None, resume_from=None, metrics=(), stateful: bool = False, tbptt_steps=None) -> History:
+        loss_kwargs=None, resume_from=None, metrics=(), stateful: bool = False, tbptt_steps=None,
+        distributed: bool = False) -> History:
     """Trains model on (X, y); see Module.fit."""
     _check_trainable(model)
     _check_batch_first(model)
@@ -310,11 +349,23 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
         samples, validation_data = _samples(model, X, y, lengths, validation_data, validation_split)
     run = Fit(model, _optimizer_for(model, optimizer), scheduler, loss, loss_kwargs, seed, epochs, callbacks,
               clip_grad_norm, clip_grad_value, metrics, stateful)
-    if resume_from is not None:
-        run.resume(resume_from)
+    if distributed and _distributed.size() > 1:      # data-parallel over the MPI ranks
+        if stateful:
+            raise ValueError("stateful=True trains one long series in order: it cannot be distributed")
+        run.dist = _distributed.DataParallel(run)
+        run.callbacks = run.dist.callbacks_here(run.callbacks)
+        verbose = verbose if run.dist.rank == 0 else 0
     progress = _progress_factory(verbose)
-    with InterruptAtBatchEnd() as run.interrupt:
-        run.begin()
+    with InterruptAtBatchEnd() as run.interrupt, \
+            (contextlib.nullcontext() if run.dist is None else run.dist.guard()):
+        if resume_from is not None:
+            with run.together():
+                run.resume(resume_from)
+        if run.dist is not None:
+            run.dist.start(samples=len(samples), batch_size=batch_size, epochs=epochs, shuffle=shuffle,
+                           validation=None if validation_data is None else len(validation_data[0]))
+        with run.together():
+            run.begin()
         for epoch in range(run.epoch, epochs):
             bar = progress(samples.num_batches(batch_size), f"Epoch {epoch + 1}/{epochs}")
             logs = run.train_epoch(epoch, samples, batch_size, shuffle, bar)
@@ -322,13 +373,15 @@ def fit(model, X, y, loss="mse", optimizer=None, epochs: int = 1, batch_size: in
                 break
             if validation_data is not None:
                 logs.update(run.validate(validation_data, batch_size))
-            run.end_epoch(epoch, logs, bar)
+            with run.together():
+                run.end_epoch(epoch, logs, bar)
             if run.interrupted():
                 run.say_interrupted(f"at the end of epoch {epoch + 1}")
                 break
             if model.stop_training:
                 break
-        run.end()
+        with run.together():
+            run.end()
     return run.history
 
 

@@ -18,12 +18,12 @@ class Optimizer:
         self.params = parameter_list(params, "an optimizer")
         if not self.params:
             raise ValueError("the optimizer got no parameters")
-        dtypes = {p.data.dtype for p in self.params}
+        dtypes = {p.dtype for p in self.params}
         if len(dtypes) != 1:
             raise TypeError(f"all parameters must share one dtype, got {sorted(map(str, dtypes))}")
         self.lr = _nonnegative("lr", lr)
         self.steps = 0
-        self.state = {name: [np.zeros_like(p.data) for p in self.params] for name in self.buffers}
+        self.state = {name: [np.zeros_like(p.array) for p in self.params] for name in self.buffers}
 
     def zero_grad(self) -> None:
         for p in self.params:
