@@ -336,61 +336,61 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
   // 1. Every direction's input projection, one GEMM each, plus the folded biases.
   const T* recurrent_bias[2] = {nullptr, nullptr};
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
+    auto& dir = ws.dir[d];
     const DirectionWeights<T>& w = a.weights[d];
     if (!prepared) {
-      W.w_ih.resize(GH * I);
-      W.w_hh.resize(GH * S);
-      layout.interleave_rows(w.w_ih, I, W.w_ih.data());
-      layout.interleave_rows(w.w_hh, S, W.w_hh.data());
+      dir.w_ih.resize(GH * I);
+      dir.w_hh.resize(GH * S);
+      layout.interleave_rows(w.w_ih, I, dir.w_ih.data());
+      layout.interleave_rows(w.w_hh, S, dir.w_hh.data());
       std::vector<T> natural_bias(GH);
-      W.bias.resize(GH);
+      dir.bias.resize(GH);
       Cell::input_bias(w.b_ih, w.b_hh, H, natural_bias.data());
-      layout.interleave_rows(natural_bias.data(), 1, W.bias.data());
+      layout.interleave_rows(natural_bias.data(), 1, dir.bias.data());
       if (fused) {
-        W.w_hx.resize(GH * HX);
+        dir.w_hx.resize(GH * HX);
         for (Index r = 0; r < GH; ++r) {
-          std::copy_n(W.w_hh.data() + r * S, S, W.w_hx.data() + r * HX);
-          std::copy_n(W.w_ih.data() + r * I, I, W.w_hx.data() + r * HX + S);
+          std::copy_n(dir.w_hh.data() + r * S, S, dir.w_hx.data() + r * HX);
+          std::copy_n(dir.w_ih.data() + r * I, I, dir.w_hx.data() + r * HX + S);
         }
       } else {
-        W.input_weights.pack(true, W.w_ih.data(), I, I, GH);  // W_ih^T
+        dir.input_weights.pack(true, dir.w_ih.data(), I, I, GH);  // W_ih^T
       }
-      W.params.resize(P);
+      dir.params.resize(P);
       for (int k = 0, at = 0; k < Cell::kParamArrays; at += Cell::param_array_size(k, H), ++k)
-        std::copy_n(w.params[k], Cell::param_array_size(k, H), W.params.data() + at);
-      if (Cell::kSecondProductGates) W.second_weights.pack(true, W.w_hh.data() + GC * S, S, S, GH - GC);  // W_hn^T
+        std::copy_n(w.params[k], Cell::param_array_size(k, H), dir.params.data() + at);
+      if (Cell::kSecondProductGates) dir.second_weights.pack(true, dir.w_hh.data() + GC * S, S, S, GH - GC);  // W_hn^T
       if (projected) {
-        W.w_hr.assign(w.w_hr, w.w_hr + S * H);
-        W.proj_weights.pack(true, W.w_hr.data(), H, H, S);  // W_hr^T
+        dir.w_hr.assign(w.w_hr, w.w_hr + S * H);
+        dir.proj_weights.pack(true, dir.w_hr.data(), H, H, S);  // W_hr^T
       }
     }
     recurrent_bias[d] = Cell::recurrent_bias(w.b_hh, H);
-    W.gates.resize(N * GH);
-    W.hx.resize(N * HX);
-    W.aux.resize(N * H);
-    if (!Cell::kRecurrentIntoGates) W.recurrent.resize(B * GH);
-    W.h_final.resize(B * S);
-    W.c_final.resize(Cell::kCellState ? B * H : 0);
-    W.hp.resize(dropout ? N * S : 0);
-    W.extra.resize(N * E);
-    W.second.resize(Cell::kSecondProductGates ? N * H : 0);
-    W.proj_in.resize(projected ? N * H : 0);
+    dir.gates.resize(N * GH);
+    dir.hx.resize(N * HX);
+    dir.aux.resize(N * H);
+    if (!Cell::kRecurrentIntoGates) dir.recurrent.resize(B * GH);
+    dir.h_final.resize(B * S);
+    dir.c_final.resize(Cell::kCellState ? B * H : 0);
+    dir.hp.resize(dropout ? N * S : 0);
+    dir.extra.resize(N * E);
+    dir.second.resize(Cell::kSecondProductGates ? N * H : 0);
+    dir.proj_in.resize(projected ? N * H : 0);
 
-    detail::gather_rows(a.x, shape, sc, d, I, W.hx.data() + S, HX);
+    detail::gather_rows(a.x, shape, sc, d, I, dir.hx.data() + S, HX);
     if (!fused)
-      W.input_weights.multiply_parallel(N, false, W.hx.data() + S, HX, T(1), T(0), W.gates.data(), GH,
-                                        Cell::kNormalizesInput ? nullptr : W.bias.data());
+      dir.input_weights.multiply_parallel(N, false, dir.hx.data() + S, HX, T(1), T(0), dir.gates.data(), GH,
+                                        Cell::kNormalizesInput ? nullptr : dir.bias.data());
 
     // Initial states, in schedule order; sequences of length 0 end where they start.
     for (Index k = 0; k < B; ++k) {
       const Index user = sc.order[k];
       const bool starts = k < sc.batch[0];
-      T* h_start = !starts ? W.h_final.data() + k * S : dropout ? W.hp.data() + k * S : W.hx.data() + k * HX;
+      T* h_start = !starts ? dir.h_final.data() + k * S : dropout ? dir.hp.data() + k * S : dir.hx.data() + k * HX;
       if (a.h0) std::copy_n(a.h0 + (d * B + user) * S, S, h_start); else std::fill_n(h_start, S, T(0));
-      if (starts && dropout) detail::mask_units(h_start, a.recurrent_mask + (d * B + user) * S, W.hx.data() + k * HX, 0, S);
+      if (starts && dropout) detail::mask_units(h_start, a.recurrent_mask + (d * B + user) * S, dir.hx.data() + k * HX, 0, S);
       if (Cell::kCellState) {
-        T* c_start = starts ? W.aux.data() + k * H : W.c_final.data() + k * H;
+        T* c_start = starts ? dir.aux.data() + k * H : dir.c_final.data() + k * H;
         if (a.c0) std::copy_n(a.c0 + (d * B + user) * H, H, c_start); else std::fill_n(c_start, H, T(0));
       }
     }
@@ -418,46 +418,46 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
         const StepShare& my = shares[i];
         const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
         if (mine == 0 || my.block_begin == my.block_end) continue;
-        auto& W = ws.dir[my.direction];
+        auto& dir = ws.dir[my.direction];
         const int d = my.direction;
         const Index c0 = layout.column(my.block_begin);
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
         const Index su1 = projected ? S : u1;  // my units of h (a projected h is row-local: all of it)
-        T* gates = W.gates.data() + (sc.offset[s] + f) * GH;
-        T* recurrent = Cell::kRecurrentIntoGates ? gates : W.recurrent.data() + f * GH;
-        const T* h_rec = W.hx.data() + (sc.offset[s] + f) * HX;  // what the product takes
+        T* gates = dir.gates.data() + (sc.offset[s] + f) * GH;
+        T* recurrent = Cell::kRecurrentIntoGates ? gates : dir.recurrent.data() + f * GH;
+        const T* h_rec = dir.hx.data() + (sc.offset[s] + f) * HX;  // what the product takes
         if (fused)  // gates = [h | x] [W_hh | W_ih]^T + bias
-          step_w[i]->multiply(mine, false, h_rec, st * HX, T(1), T(0), gates + c0, st * GH, W.bias.data() + c0);
+          step_w[i]->multiply(mine, false, h_rec, st * HX, T(1), T(0), gates + c0, st * GH, dir.bias.data() + c0);
         else
           step_w[i]->multiply(mine, false, h_rec, st * HX, T(1), Cell::kRecurrentIntoGates ? T(1) : T(0),
                               recurrent + c0, st * GH);
         // The true h_{t-1} of packed row k (hx's, unless recurrent dropout masked that).
         const auto h_prev_of = [&](Index k) -> const T* {
-          return dropout ? W.hp.data() + (sc.offset[s] + k) * S : W.hx.data() + (sc.offset[s] + k) * HX;
+          return dropout ? dir.hp.data() + (sc.offset[s] + k) * S : dir.hx.data() + (sc.offset[s] + k) * HX;
         };
         const Index h_prev_stride = dropout ? S : HX;
         // The gate math for `count` of my rows from row k0, writing the new states to h_to/c_to.
         auto gate_math = [&](Index k0, Index count, T* h_to, Index h_to_stride, T* c_to) {
           if (count == 0) return;
           const Index row0 = sc.offset[s] + k0;
-          T* cell_out = projected ? W.proj_in.data() + row0 * H : h_to;  // the cell's output m_t
+          T* cell_out = projected ? dir.proj_in.data() + row0 * H : h_to;  // the cell's output m_t
           StepForward<T> step{count, st, gates + (k0 - f) * GH, recurrent + (k0 - f) * GH, h_prev_of(k0),
-                              cell_out, W.aux.data() + row0 * H, c_to, recurrent_bias[d],
+                              cell_out, dir.aux.data() + row0 * H, c_to, recurrent_bias[d],
                               h_prev_stride, projected ? H : h_to_stride};
           step.h_rec = h_rec + (k0 - f) * HX;
           step.h_rec_stride = HX;
-          step.extra = W.extra.data() + row0 * E;
+          step.extra = dir.extra.data() + row0 * E;
           step.extra_stride = E;
-          step.params = W.params.data();
-          step.input_bias = W.bias.data();
+          step.params = dir.params.data();
+          step.input_bias = dir.bias.data();
           if (Cell::kSecondProductGates) {
-            step.second = W.second.data() + row0 * H;
+            step.second = dir.second.data() + row0 * H;
             Cell::forward_first(step, layout, my.block_begin, my.block_end);
-            W.second_weights.multiply(count, false, step.second, st * H, T(1), T(1), step.gates + GC, st * GH);
+            dir.second_weights.multiply(count, false, step.second, st * H, T(1), T(1), step.gates + GC, st * GH);
           }
           Cell::forward(step, layout, my.block_begin, my.block_end);
           if (projected)  // h_t = m_t W_hr^T
-            W.proj_weights.multiply(count, false, cell_out, st * H, T(1), T(0), h_to, st * h_to_stride);
+            dir.proj_weights.multiply(count, false, cell_out, st * H, T(1), T(0), h_to, st * h_to_stride);
           if (zoneout)
             for (Index j = 0; j < count; ++j) {
               const Index k = k0 + j * st;
@@ -466,26 +466,26 @@ void recurrent_forward(const ForwardArgs<T>& a, RecurrentWorkspace<T>& ws, bool 
                 keep = a.zoneout_mask + shape.sequence.row(sc.time(d, s, k), sc.order[k]) * out_cols + d * S;
               detail::zoneout_units(h_to + j * st * h_to_stride, h_prev_of(k), keep, T(a.zoneout), u0, u1);
               if (Cell::kCellState)
-                detail::zoneout_units(c_to + j * st * H, W.aux.data() + (sc.offset[s] + k) * H, keep, T(a.zoneout),
+                detail::zoneout_units(c_to + j * st * H, dir.aux.data() + (sc.offset[s] + k) * H, keep, T(a.zoneout),
                                       u0, u1);
             }
         };
         // Rows that go on store their state for the next step (hp's when the product takes a
         // masked h); rows that end here, in the finals.
         const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
-        T* next_h = dropout ? W.hp.data() + (sc.offset[s + 1] + f) * S : W.hx.data() + (sc.offset[s + 1] + f) * HX;
-        gate_math(f, going_on, next_h, dropout ? S : HX, W.aux.data() + (sc.offset[s + 1] + f) * H);
-        gate_math(ending_from, mine - going_on, W.h_final.data() + ending_from * S, S,
-                  Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
+        T* next_h = dropout ? dir.hp.data() + (sc.offset[s + 1] + f) * S : dir.hx.data() + (sc.offset[s + 1] + f) * HX;
+        gate_math(f, going_on, next_h, dropout ? S : HX, dir.aux.data() + (sc.offset[s + 1] + f) * H);
+        gate_math(ending_from, mine - going_on, dir.h_final.data() + ending_from * S, S,
+                  Cell::kCellState ? dir.c_final.data() + ending_from * H : nullptr);
         for (Index k = f; k < rows; k += st) {
-          const T* h_new = k >= rows_next ? W.h_final.data() + k * S
-                           : dropout     ? W.hp.data() + (sc.offset[s + 1] + k) * S
-                                         : W.hx.data() + (sc.offset[s + 1] + k) * HX;
+          const T* h_new = k >= rows_next ? dir.h_final.data() + k * S
+                           : dropout     ? dir.hp.data() + (sc.offset[s + 1] + k) * S
+                                         : dir.hx.data() + (sc.offset[s + 1] + k) * HX;
           const Index row = shape.sequence.row(sc.time(d, s, k), sc.order[k]);
           detail::copy_units(h_new, a.out + row * out_cols + d * S, u0, su1);
           if (dropout && k < rows_next)
             detail::mask_units(h_new, a.recurrent_mask + (d * B + sc.order[k]) * S,
-                               W.hx.data() + (sc.offset[s + 1] + k) * HX, u0, su1);
+                               dir.hx.data() + (sc.offset[s + 1] + k) * HX, u0, su1);
         }
       }
       if (plan.synchronised()) team_barrier();
@@ -537,20 +537,20 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   // direct part (GRU's z), zoneout's and backward_first()'s: whether dh already holds some.
   const bool dh_holds_direct = Cell::kDirectStateGradient || zoneout;
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
-    W.dh.resize(B * S);
-    W.dc.resize(Cell::kCellState ? B * H : 0);
-    W.grad_bias.assign(bias ? slots * GH : 0, T(0));
-    W.grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? slots * GH : 0, T(0));
-    W.param_grad.assign(params ? slots * P : 0, T(0));
-    W.dm.resize(projected ? B * H : 0);
-    W.d_proj.resize(projected ? N * S : 0);
-    W.d_second.resize(Cell::kSecondProductGates ? B * H : 0);
-    W.dh_rec.resize(dropout ? B * S : 0);
-    W.dz.resize(zoneout ? B * S : 0);
-    W.dzc.resize(zoneout && Cell::kCellState ? B * H : 0);
-    if (Cell::kSecondProductGates) W.second_weights.pack(false, W.w_hh.data() + GC * S, S, GH - GC, S);  // W_hn
-    if (projected) W.proj_weights.pack(false, W.w_hr.data(), H, S, H);  // W_hr
+    auto& dir = ws.dir[d];
+    dir.dh.resize(B * S);
+    dir.dc.resize(Cell::kCellState ? B * H : 0);
+    dir.grad_bias.assign(bias ? slots * GH : 0, T(0));
+    dir.grad_input_bias.assign(bias && Cell::kInputGradientsDiffer ? slots * GH : 0, T(0));
+    dir.param_grad.assign(params ? slots * P : 0, T(0));
+    dir.dm.resize(projected ? B * H : 0);
+    dir.d_proj.resize(projected ? N * S : 0);
+    dir.d_second.resize(Cell::kSecondProductGates ? B * H : 0);
+    dir.dh_rec.resize(dropout ? B * S : 0);
+    dir.dz.resize(zoneout ? B * S : 0);
+    dir.dzc.resize(zoneout && Cell::kCellState ? B * H : 0);
+    if (Cell::kSecondProductGates) dir.second_weights.pack(false, dir.w_hh.data() + GC * S, S, GH - GC, S);  // W_hn
+    if (projected) dir.proj_weights.pack(false, dir.w_hr.data(), H, S, H);  // W_hr
   }
 
   // 1. The step loop, last step first; dh_{t-1} = dG_t W_hh with W_hh packed once (shared per
@@ -569,17 +569,17 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
         const StepShare& my = shares[i];
         const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
         if (mine == 0 || my.block_begin == my.block_end) continue;
-        auto& W = ws.dir[my.direction];
+        auto& dir = ws.dir[my.direction];
         const int d = my.direction;
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
         const Index su1 = projected ? S : u1;  // my units of h
         const Index going_on = my.rows_of(rows_next), ending_from = my.first_row_from(rows_next);
         for (Index k = ending_from; k < rows; k += st) {  // sequences whose last step this is
           const Index user = sc.order[k];
-          T* dh = W.dh.data() + k * S;
+          T* dh = dir.dh.data() + k * S;
           if (a.dh_n) detail::copy_units(a.dh_n + (d * B + user) * S, dh, u0, su1); else std::fill(dh + u0, dh + su1, T(0));
           if (Cell::kCellState) {
-            T* dc = W.dc.data() + k * H;
+            T* dc = dir.dc.data() + k * H;
             if (a.dc_n) detail::copy_units(a.dc_n + (d * B + user) * H, dc, u0, u1); else std::fill(dc + u0, dc + u1, T(0));
           }
         }
@@ -587,14 +587,14 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
           for (Index k = f; k < rows; k += st) {
             const Index row = shape.sequence.row(sc.time(d, s, k), sc.order[k]);
             const T* g = a.d_out + row * out_cols + d * S;
-            T* dh = W.dh.data() + k * S;
+            T* dh = dir.dh.data() + k * S;
             for (Index u = u0; u < su1; ++u) dh[u] += g[u];
           }
         if (a.d_last)
           for (Index k = f; k < rows; k += st) {
             if (sc.time(d, s, k) != sc.length[k] - 1) continue;
             const T* g = a.d_last + sc.order[k] * out_cols + d * S;
-            T* dh = W.dh.data() + k * S;
+            T* dh = dir.dh.data() + k * S;
             for (Index u = u0; u < su1; ++u) dh[u] += g[u];
           }
         // Zoneout: the kept share of d h_t and d c_t goes straight to h_{t-1} and c_{t-1}.
@@ -611,56 +611,56 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
                 grad[u] -= kept[u];
               }
             };
-            split(W.dh.data() + k * S, W.dz.data() + k * S);
-            if (Cell::kCellState) split(W.dc.data() + k * H, W.dzc.data() + k * H);
+            split(dir.dh.data() + k * S, dir.dz.data() + k * S);
+            if (Cell::kCellState) split(dir.dc.data() + k * H, dir.dzc.data() + k * H);
           }
         // A projected h: d m_t = d h_t W_hr, and d h_t kept for dW_hr.
         if (projected) {
           for (Index k = f; k < rows; k += st)
-            std::copy_n(W.dh.data() + k * S, S, W.d_proj.data() + (sc.offset[s] + k) * S);
-          W.proj_weights.multiply(mine, false, W.dh.data() + f * S, st * S, T(1), T(0), W.dm.data() + f * H, st * H);
+            std::copy_n(dir.dh.data() + k * S, S, dir.d_proj.data() + (sc.offset[s] + k) * S);
+          dir.proj_weights.multiply(mine, false, dir.dh.data() + f * S, st * S, T(1), T(0), dir.dm.data() + f * H, st * H);
         }
         // The gradient math for `count` of my rows from row k0, whose c_t is at c_from.
         auto gradient_math = [&](Index k0, Index count, const T* c_from) {
           if (count == 0) return;
           const Index row0 = sc.offset[s] + k0;
           const Index slot = per_sequence ? k0 : my.member;
-          StepBackward<T> step{count, st, W.gates.data() + row0 * GH,
-                               dropout ? W.hp.data() + row0 * S : W.hx.data() + row0 * HX, W.aux.data() + row0 * H,
-                               c_from, projected ? W.dm.data() + k0 * H : W.dh.data() + k0 * S,
-                               Cell::kCellState ? W.dc.data() + k0 * H : nullptr,
-                               bias ? W.grad_bias.data() + slot * GH : nullptr,
-                               bias && Cell::kInputGradientsDiffer ? W.grad_input_bias.data() + slot * GH : nullptr,
+          StepBackward<T> step{count, st, dir.gates.data() + row0 * GH,
+                               dropout ? dir.hp.data() + row0 * S : dir.hx.data() + row0 * HX, dir.aux.data() + row0 * H,
+                               c_from, projected ? dir.dm.data() + k0 * H : dir.dh.data() + k0 * S,
+                               Cell::kCellState ? dir.dc.data() + k0 * H : nullptr,
+                               bias ? dir.grad_bias.data() + slot * GH : nullptr,
+                               bias && Cell::kInputGradientsDiffer ? dir.grad_input_bias.data() + slot * GH : nullptr,
                                dropout ? S : HX, per_sequence};
-          step.h_rec = W.hx.data() + row0 * HX;
+          step.h_rec = dir.hx.data() + row0 * HX;
           step.h_rec_stride = HX;
-          step.extra = W.extra.data() + row0 * E;
+          step.extra = dir.extra.data() + row0 * E;
           step.extra_stride = E;
-          step.params = W.params.data();
-          step.param_grad = params ? W.param_grad.data() + slot * P : nullptr;
+          step.params = dir.params.data();
+          step.param_grad = params ? dir.param_grad.data() + slot * P : nullptr;
           Cell::backward(step, layout, my.block_begin, my.block_end);
           if (Cell::kSecondProductGates) {  // d (r * h) = dG_n W_hn, then the first gates' part
-            step.second = W.second.data() + row0 * H;
-            step.d_second = W.d_second.data() + k0 * H;
-            W.second_weights.multiply(count, false, step.gates + GC, st * GH, T(1), T(0), W.d_second.data() + k0 * H,
+            step.second = dir.second.data() + row0 * H;
+            step.d_second = dir.d_second.data() + k0 * H;
+            dir.second_weights.multiply(count, false, step.gates + GC, st * GH, T(1), T(0), dir.d_second.data() + k0 * H,
                                       st * H);
-            step.d_rec = dropout ? W.dh_rec.data() + k0 * S : W.dh.data() + k0 * S;
+            step.d_rec = dropout ? dir.dh_rec.data() + k0 * S : dir.dh.data() + k0 * S;
             if (dropout)
               for (Index j = 0; j < count; ++j) std::fill_n(step.d_rec + j * st * S + u0, su1 - u0, T(0));
             Cell::backward_first(step, layout, my.block_begin, my.block_end);
           }
         };
         // c_t is the next step's stored state for rows that go on, the final one for rows that end.
-        gradient_math(f, going_on, W.aux.data() + (sc.offset[s + 1] + f) * H);
-        gradient_math(ending_from, mine - going_on, Cell::kCellState ? W.c_final.data() + ending_from * H : nullptr);
+        gradient_math(f, going_on, dir.aux.data() + (sc.offset[s + 1] + f) * H);
+        gradient_math(ending_from, mine - going_on, Cell::kCellState ? dir.c_final.data() + ending_from * H : nullptr);
         if (zoneout)
           for (Index k = f; k < rows; k += st) {
-            T* dh = W.dh.data() + k * S;
-            const T* kept = W.dz.data() + k * S;
+            T* dh = dir.dh.data() + k * S;
+            const T* kept = dir.dz.data() + k * S;
             for (Index u = u0; u < u1; ++u) dh[u] = (Cell::kDirectStateGradient ? dh[u] : T(0)) + kept[u];
             if (Cell::kCellState) {
-              T* dc = W.dc.data() + k * H;
-              const T* kept_c = W.dzc.data() + k * H;
+              T* dc = dir.dc.data() + k * H;
+              const T* kept_c = dir.dzc.data() + k * H;
               for (Index u = u0; u < u1; ++u) dc[u] += kept_c[u];
             }
           }
@@ -670,20 +670,20 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
         const StepShare& my = shares[i];
         const Index mine = my.rows_of(rows), f = my.first_row, st = my.row_step;
         if (mine == 0 || my.block_begin == my.block_end) continue;
-        auto& W = ws.dir[my.direction];
+        auto& dir = ws.dir[my.direction];
         const Index u0 = layout.first_unit(my.block_begin), u1 = std::min(H, layout.first_unit(my.block_end));
         const Index su1 = projected ? S : u1;
-        const T* dG = W.gates.data() + (sc.offset[s] + f) * GH;
+        const T* dG = dir.gates.data() + (sc.offset[s] + f) * GH;
         if (!dropout) {
           const bool add = dh_holds_direct || Cell::kSecondProductGates;
-          w_hh[i]->multiply(mine, false, dG, st * GH, T(1), add ? T(1) : T(0), W.dh.data() + f * S + u0, st * S);
+          w_hh[i]->multiply(mine, false, dG, st * GH, T(1), add ? T(1) : T(0), dir.dh.data() + f * S + u0, st * S);
         } else {  // d h_{t-1} (+)= mask * (dG W_hh [+ backward_first's part])
           w_hh[i]->multiply(mine, false, dG, st * GH, T(1), Cell::kSecondProductGates ? T(1) : T(0),
-                            W.dh_rec.data() + f * S + u0, st * S);
+                            dir.dh_rec.data() + f * S + u0, st * S);
           for (Index k = f; k < rows; k += st) {
             const T* mask = ws.recurrent_mask.data() + (my.direction * B + sc.order[k]) * S;
-            const T* rec = W.dh_rec.data() + k * S;
-            T* dh = W.dh.data() + k * S;
+            const T* rec = dir.dh_rec.data() + k * S;
+            T* dh = dir.dh.data() + k * S;
             for (Index u = u0; u < su1; ++u) dh[u] = (dh_holds_direct ? dh[u] : T(0)) + mask[u] * rec[u];
           }
         }
@@ -706,16 +706,16 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
 
   // Gradients w.r.t. the initial states; sequences of length 0 pass theirs straight through.
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
+    auto& dir = ws.dir[d];
     for (Index k = 0; k < B; ++k) {
       const Index user = sc.order[k];
       T* dh0 = a.dh0 + (d * B + user) * S;
-      if (k < sc.batch[0]) std::copy_n(W.dh.data() + k * S, S, dh0);
+      if (k < sc.batch[0]) std::copy_n(dir.dh.data() + k * S, S, dh0);
       else if (a.dh_n) std::copy_n(a.dh_n + (d * B + user) * S, S, dh0);
       else std::fill_n(dh0, S, T(0));
       if (Cell::kCellState) {
         T* dc0 = a.dc0 + (d * B + user) * H;
-        if (k < sc.batch[0]) std::copy_n(W.dc.data() + k * H, H, dc0);
+        if (k < sc.batch[0]) std::copy_n(dir.dc.data() + k * H, H, dc0);
         else if (a.dc_n) std::copy_n(a.dc_n + (d * B + user) * H, H, dc0);
         else std::fill_n(dc0, H, T(0));
       }
@@ -733,25 +733,25 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
   const bool transposed = transposed_product_pads_less<T>(GH, HX);
   // grad_w's columns [col, col + cols) (its rows, when transposed) = dG^T of hx's columns [col, col + cols);
   // dG: the gates, or for the input side of cells that leave it there, the cell's extra rows.
-  const auto input_side = [&](typename RecurrentWorkspace<T>::Direction& W, bool input) {
-    return (input && Cell::kInputGradientsInExtra) ? std::pair<const T*, Index>{W.extra.data() + Cell::input_gradient_offset(H), E}
-                                                   : std::pair<const T*, Index>{W.gates.data(), GH};
+  const auto input_side = [&](typename RecurrentWorkspace<T>::Direction& dir, bool input) {
+    return (input && Cell::kInputGradientsInExtra) ? std::pair<const T*, Index>{dir.extra.data() + Cell::input_gradient_offset(H), E}
+                                                   : std::pair<const T*, Index>{dir.gates.data(), GH};
   };
-  const auto weight_gradient = [&](typename RecurrentWorkspace<T>::Direction& W, Index col, Index cols) {
-    const auto [dG, ld] = input_side(W, col >= S);
+  const auto weight_gradient = [&](typename RecurrentWorkspace<T>::Direction& dir, Index col, Index cols) {
+    const auto [dG, ld] = input_side(dir, col >= S);
     if (transposed)
-      gemm_parallel<T>(true, false, cols, GH, N, T(1), W.hx.data() + col, HX, dG, ld, T(0),
-                       W.grad_w.data() + col * GH, GH);
+      gemm_parallel<T>(true, false, cols, GH, N, T(1), dir.hx.data() + col, HX, dG, ld, T(0),
+                       dir.grad_w.data() + col * GH, GH);
     else
-      gemm_parallel<T>(true, false, GH, cols, N, T(1), dG, ld, W.hx.data() + col, HX, T(0),
-                       W.grad_w.data() + col, HX);
+      gemm_parallel<T>(true, false, GH, cols, N, T(1), dG, ld, dir.hx.data() + col, HX, T(0),
+                       dir.grad_w.data() + col, HX);
     if (Cell::kSecondProductGates && col == 0) {  // the second product's rows (natural layout)
       if (transposed)
-        gemm_parallel<T>(true, false, S, GH - GC, N, T(1), W.second.data(), H, W.gates.data() + GC, GH, T(0),
-                         W.grad_w.data() + GC, GH);
+        gemm_parallel<T>(true, false, S, GH - GC, N, T(1), dir.second.data(), H, dir.gates.data() + GC, GH, T(0),
+                         dir.grad_w.data() + GC, GH);
       else
-        gemm_parallel<T>(true, false, GH - GC, S, N, T(1), W.gates.data() + GC, GH, W.second.data(), H, T(0),
-                         W.grad_w.data() + GC * HX, HX);
+        gemm_parallel<T>(true, false, GH - GC, S, N, T(1), dir.gates.data() + GC, GH, dir.second.data(), H, T(0),
+                         dir.grad_w.data() + GC * HX, HX);
     }
   };
   const auto accumulate = [&](const T* grad_w, Index col, Index cols, T* natural) {
@@ -759,35 +759,35 @@ void recurrent_backward(const BackwardArgs<T>& a, RecurrentWorkspace<T>& ws) {
     else layout.accumulate_natural_rows(grad_w + col, HX, cols, natural);
   };
   for (int d = 0; d < D; ++d) {
-    auto& W = ws.dir[d];
+    auto& dir = ws.dir[d];
     const DirectionGrads<T>& g = a.grads[d];
-    W.grad_w.resize(GH * HX);
+    dir.grad_w.resize(GH * HX);
     if (Cell::kInputGradientsDiffer) {
-      weight_gradient(W, 0, S);
+      weight_gradient(dir, 0, S);
       if (!Cell::kInputGradientsInExtra)
         run_team(threads_for(double(N) * GH, 5e5), [&](int id, int size) {
           Index r0, r1;
           share(N, id, size, &r0, &r1);
-          Cell::to_input_gradients(InputGradients<T>{W.gates.data() + r0 * GH, W.aux.data() + r0 * H,
-                                                     W.extra.data() + r0 * E, E, W.params.data(), r1 - r0},
+          Cell::to_input_gradients(InputGradients<T>{dir.gates.data() + r0 * GH, dir.aux.data() + r0 * H,
+                                                     dir.extra.data() + r0 * E, E, dir.params.data(), r1 - r0},
                                    layout);
         });
-      weight_gradient(W, S, I);
+      weight_gradient(dir, S, I);
     } else {
-      weight_gradient(W, 0, HX);
+      weight_gradient(dir, 0, HX);
     }
-    if (g.w_hh) accumulate(W.grad_w.data(), 0, S, g.w_hh);
-    if (g.w_ih) accumulate(W.grad_w.data(), S, I, g.w_ih);
-    if (g.b_hh) layout.accumulate_natural_rows(W.grad_bias.data(), 1, 1, g.b_hh);
+    if (g.w_hh) accumulate(dir.grad_w.data(), 0, S, g.w_hh);
+    if (g.w_ih) accumulate(dir.grad_w.data(), S, I, g.w_ih);
+    if (g.b_hh) layout.accumulate_natural_rows(dir.grad_bias.data(), 1, 1, g.b_hh);
     if (g.b_ih)
-      layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? W.grad_input_bias.data() : W.grad_bias.data(), 1,
+      layout.accumulate_natural_rows(Cell::kInputGradientsDiffer ? dir.grad_input_bias.data() : dir.grad_bias.data(), 1,
                                      1, g.b_ih);
     if (projected && g.w_hr)  // dW_hr += dH^T M over all rows
-      gemm_parallel<T>(true, false, S, H, N, T(1), W.d_proj.data(), S, W.proj_in.data(), H, T(1), g.w_hr, H);
+      gemm_parallel<T>(true, false, S, H, N, T(1), dir.d_proj.data(), S, dir.proj_in.data(), H, T(1), g.w_hr, H);
     if (a.dx) {
-      W.input_weights.pack(false, W.w_ih.data(), I, GH, I);  // W_ih
-      const auto [dG, ld] = input_side(W, true);
-      W.input_weights.multiply_parallel(N, false, dG, ld, T(1), T(0), ws.packed.data(), I);
+      dir.input_weights.pack(false, dir.w_ih.data(), I, GH, I);  // W_ih
+      const auto [dG, ld] = input_side(dir, true);
+      dir.input_weights.multiply_parallel(N, false, dG, ld, T(1), T(0), ws.packed.data(), I);
       detail::scatter_add_rows(ws.packed.data(), shape, sc, d, I, a.dx);
     }
   }
