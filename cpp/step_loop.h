@@ -44,7 +44,11 @@ struct StepPlan {
                        bool row_local = false) {
     StepPlan plan;
     const int pool = get_num_threads();
-    if (pool < directions) return plan;  // one thread runs both directions
+    const double flops = 2.0 * batch * hidden * gate_columns;  // per direction and step
+    // One thread runs both directions when there are fewer threads, or when a step is so small
+    // that waking a second thread every call costs more than it saves (a lone sequence's
+    // bidirectional layer on a busy machine waited milliseconds for its second thread).
+    if (pool < directions || threads_for(directions * flops, 1e6) < directions) return plan;
     const int per = pool / directions;
     const StepSplit forced = step_split_override();
     const int by_rows = static_cast<int>(std::min<Index>(per, forced == StepSplit::kBatch || (row_local && forced ==
@@ -55,7 +59,6 @@ struct StepPlan {
     } else if (row_local) {
       plan.per_direction = 1;
     } else {
-      const double flops = 2.0 * batch * hidden * gate_columns;  // per direction and step
       plan.per_direction = static_cast<int>(std::max<Index>(1, std::min<Index>({per, threads_for(flops, 1e6), blocks})));
     }
     plan.threads = directions * plan.per_direction;
