@@ -101,7 +101,7 @@ template <class T>
 struct BackwardArgs {
   const T* x = nullptr;      // the forward's input
   const T* d_out = nullptr;  // like out, or null
-  const T* d_last = nullptr; // B x D*H: gradient w.r.t. each sequence's output at its last step
+  const T* d_last = nullptr; // B x D*S: gradient w.r.t. each sequence's output at its last step
                              // (a sparse d_out, as LastTimestep gives), or null
   const T* dh_n = nullptr;   // D x B x S, or null
   const T* dc_n = nullptr;   // D x B x H, or null
@@ -151,7 +151,7 @@ struct RecurrentWorkspace {
     std::vector<T> hp;          // rows x S: the true h each row started from (recurrent dropout)
     std::vector<T> extra;       // rows x Cell::extra_width(H): the cell's own storage
     std::vector<T> params;      // the cell's own parameters, concatenated
-    std::vector<T> param_grad;  // their gradients, a slice per member
+    std::vector<T> param_grad;  // their gradients, a slice per sequence or member (as the bias's)
     std::vector<T> second;      // rows x H: the second product's input (r * h)
     std::vector<T> w_hr;        // S x H: the projection the forward ran with
     std::vector<T> proj_in;     // rows x H: the cell's output m_t before the projection
@@ -253,7 +253,6 @@ void copy_units(const T* src, T* dst, Index u0, Index u1) {
 // units). When the team splits the batch each direction's whole matrix is shared: reserved
 // here, then packed by the direction's members together. Otherwise each member packs the
 // columns of its own share into its own slot.
-// The forward's depth is H, or H + I when x joins the step's product (w_hx).
 // The depth of the forward's product is S (the width of h), or S + I when x joins it (w_hx);
 // its columns are the first product's gate columns GC (all G*H but a second product's).
 template <class T>
