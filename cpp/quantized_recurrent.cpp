@@ -3,6 +3,7 @@
 #include "kernels/gate_layout.h"
 #include "kernels/gru_cell.h"
 #include "kernels/lstm_cell.h"
+#include "kernels/rnn_cell.h"
 #include "qgemm.h"
 #include "step_loop.h"
 #include "threads.h"
@@ -77,7 +78,16 @@ void step_rows(const QuantizedRecurrentArgs& a, Index b0, Index b1) {
 }  // namespace
 
 void quantized_recurrent(const QuantizedRecurrentArgs& a) {
-  const Index B = a.batch, H = a.hidden, GH = (a.lstm ? LstmCell::kGates : GruCell::kGates) * H;
+  using Rows = void (*)(const QuantizedRecurrentArgs&, Index, Index);
+  Rows rows = &step_rows<LstmCell>;
+  int gates = LstmCell::kGates;
+  switch (a.cell) {
+    case QuantizedCell::kLstm: break;
+    case QuantizedCell::kGru: rows = &step_rows<GruCell>, gates = GruCell::kGates; break;
+    case QuantizedCell::kRnnTanh: rows = &step_rows<RnnTanhCell>, gates = RnnTanhCell::kGates; break;
+    case QuantizedCell::kRnnRelu: rows = &step_rows<RnnReluCell>, gates = RnnReluCell::kGates; break;
+  }
+  const Index B = a.batch, H = a.hidden, GH = gates * H;
   // Rows are independent sequences: with enough of them each thread takes its own share
   // through every step, and no thread waits for another until the end (as the float layers'
   // batch split, step_loop.h). Otherwise every step's product is split by weight rows.
@@ -87,7 +97,6 @@ void quantized_recurrent(const QuantizedRecurrentArgs& a) {
                       : static_cast<int>(std::min<Index>(get_num_threads(),
                                                           forced == StepSplit::kBatch ? B : B / StepPlan::kMinRows));
   const int worth = threads_for(2.0 * B * GH * qgemm::padded_depth(H), 4e6);
-  const auto rows = a.lstm ? &step_rows<LstmCell> : &step_rows<GruCell>;
   if (by_rows >= 2 && worth >= 2) {
     run_team(std::min(by_rows, worth), [&](int id, int size) {
       Index b0, b1;

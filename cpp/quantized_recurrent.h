@@ -10,8 +10,10 @@
 
 namespace lstm_native {
 
+enum class QuantizedCell { kLstm, kGru, kRnnTanh, kRnnRelu };
+
 struct QuantizedRecurrentArgs {
-  bool lstm = true;                    // else GRU
+  QuantizedCell cell = QuantizedCell::kLstm;
   Index batch = 0, steps = 0, hidden = 0;
   const float* gx = nullptr;           // step t of row b at gx + b * gx_row + t * gx_step (G*H floats)
   Index gx_row = 0, gx_step = 0;

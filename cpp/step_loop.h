@@ -39,7 +39,9 @@ struct StepPlan {
     return threads == o.threads && per_direction == o.per_direction && split_batch == o.split_batch;
   }
 
-  static StepPlan make(int directions, Index batch, Index hidden, Index gate_columns, Index blocks) {
+  // row_local: the cell needs whole rows (cell_base.h), so members never split the units.
+  static StepPlan make(int directions, Index batch, Index hidden, Index gate_columns, Index blocks,
+                       bool row_local = false) {
     StepPlan plan;
     const int pool = get_num_threads();
     const double flops = 2.0 * batch * hidden * gate_columns;  // per direction and step
@@ -49,10 +51,13 @@ struct StepPlan {
     if (pool < directions || threads_for(directions * flops, 1e6) < directions) return plan;
     const int per = pool / directions;
     const StepSplit forced = step_split_override();
-    const int by_rows = static_cast<int>(std::min<Index>(per, forced == StepSplit::kBatch ? batch : batch / kMinRows));
-    if (forced != StepSplit::kUnits && by_rows >= 2) {
+    const int by_rows = static_cast<int>(std::min<Index>(per, forced == StepSplit::kBatch || (row_local && forced ==
+                                                         StepSplit::kUnits) ? batch : batch / kMinRows));
+    if ((forced != StepSplit::kUnits || row_local) && by_rows >= 2) {
       plan.split_batch = true;
       plan.per_direction = by_rows;
+    } else if (row_local) {
+      plan.per_direction = 1;
     } else {
       plan.per_direction = static_cast<int>(std::max<Index>(1, std::min<Index>({per, threads_for(flops, 1e6), blocks})));
     }

@@ -18,6 +18,9 @@ IDS = rng.integers(0, 7, size=(B, T))
 CASES = {
     "LSTM": (lambda: ln.LSTM(F, 6, batch_first=True, seed=0), X, True),
     "GRU": (lambda: ln.GRU(F, 6, num_layers=2, batch_first=True, bidirectional=True, seed=0), X, True),
+    "RNN": (lambda: ln.RNN(F, 6, num_layers=2, batch_first=True, bidirectional=True, seed=0), X, True),
+    "LayerNormLSTM": (lambda: ln.LayerNormLSTM(F, 6, batch_first=True, seed=0, zoneout=0.2), X, True),
+    "LayerNormGRU": (lambda: ln.LayerNormGRU(F, 6, batch_first=True, seed=0, recurrent_dropout=0.2), X, True),
     "Linear": (lambda: ln.Linear(F, 3, seed=0), X, False),
     "Embedding": (lambda: ln.Embedding(7, 3, seed=0), IDS, False),
     "Dropout": (lambda: ln.Dropout(0.3, seed=0), X, False),
@@ -70,10 +73,11 @@ def test_backward_honours_need_input_grad(name, via_seq):
     factory, x, uses_lengths = CASES[name]
     layer = factory()
     lengths = LENGTHS if uses_lengths else None
-    rng_state = layer._rng.bit_generator.state if name == "Dropout" else None
+    gen = getattr(layer, "_rng" if name == "Dropout" else "_dropout_rng", None)   # layers that draw masks
+    rng_state = gen.bit_generator.state if gen is not None else None
     dx_full, grads_full = run(layer, x, True, lengths, via_seq)
-    if rng_state:     # Dropout draws the same mask again
-        layer._rng.bit_generator.state = rng_state
+    if rng_state:     # Dropout (recurrent dropout, zoneout) draws the same masks again
+        gen.bit_generator.state = rng_state
     dx_none, grads_none = run(layer, x, False, lengths, via_seq)
     assert dx_none is None
     if name != "Embedding":

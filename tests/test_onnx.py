@@ -75,6 +75,12 @@ ZOO = {
                                                 ln.LastTimestep(), ln.Sequential(ln.Linear(8, 2))), 3, 1),
     "float64_model": (lambda: ln.Sequential(ln.LSTM(3, 6, dtype=np.float64, **BF), ln.LastTimestep(),
                                             ln.Linear(6, 2, dtype=np.float64)), 3, 1),
+    "rnn_tanh_relu": (lambda: ln.Sequential(ln.RNN(3, 6, num_layers=2, bidirectional=True, **BF),
+                                            ln.RNN(12, 5, nonlinearity="relu", **BF)), 3, 1),
+    "textbook_gru": (lambda: ln.Sequential(ln.GRU(3, 6, num_layers=2, bidirectional=True, reset_after=False, **BF),
+                                           ln.LastTimestep(), ln.Linear(12, 2)), 3, 1),
+    "training_only_options": (lambda: ln.Sequential(ln.LSTM(3, 6, recurrent_dropout=0.3, forget_bias=1.0, **BF),
+                                                    ln.GRU(6, 4, recurrent_dropout=0.2, **BF)), 3, 1),
 }
 
 
@@ -186,6 +192,8 @@ STEP_MODELS = {
                                                      ln.Dropout(0.2), ln.TimeDistributed(ln.Linear(8, 2))), 3),
     "embedding_lstm_gru": (lambda: ln.Sequential(ln.Embedding(20, 6), ln.LSTM(6, 8, **BF), ln.GRU(8, 4, **BF),
                                                  ln.Sigmoid()), None),
+    "rnn_textbook_gru": (lambda: ln.Sequential(ln.RNN(3, 6, num_layers=2, nonlinearity="relu", **BF),
+                                               ln.GRU(6, 5, reset_after=False, **BF)), 3),
 }
 
 
@@ -211,7 +219,7 @@ def test_step_graph_of_an_int8_model():
 
 # -- int8 ---------------------------------------------------------------------------------------------------
 INT8_MODELS = ["lstm_stack_last_linear", "bigru_stack_last", "no_bias_recurrent", "conv_relu_pool_lstm", "residual", "time_distributed",
-               "multihead_attention"]
+               "multihead_attention", "rnn_tanh_relu"]
 
 
 @pytest.mark.parametrize("name", INT8_MODELS)
@@ -281,6 +289,17 @@ def test_training_only_option_is_refused(tmp_path):
         ln.onnx.export(model, tmp_path / "m.onnx")
     gru.get_config = lambda: dict(config, zoneout=0.0)          # at its default it changes nothing
     ln.onnx.export(model, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("layer, error, match", [
+    (lambda: ln.LSTM(3, 6, proj_size=3, **BF), ValueError, r"\(LSTM\) has proj_size=3"),
+    (lambda: ln.RNN(3, 6, zoneout=0.2, **BF), ValueError, r"\(RNN\) has zoneout=0\.2"),
+    (lambda: ln.LayerNormLSTM(3, 6, **BF), TypeError, "LayerNormLSTM, which has no ONNX export"),
+])
+def test_cells_without_an_onnx_node_are_refused(tmp_path, layer, error, match):
+    with pytest.raises(error, match=match):
+        ln.onnx.export(ln.Sequential(layer()), tmp_path / "m.onnx")
+    assert_no_file(tmp_path)
 
 
 def test_step_export_refuses_what_cannot_stream(tmp_path):

@@ -124,7 +124,10 @@ def simulate_recurrent(cell, x, params, H):
     out = []
     for t in range(T):
         gh = simulate_linear(h.astype(np.float32), params["weight_hh_l0"], params["bias_hh_l0"])
-        if cell == "lstm":
+        if cell in ("rnn_tanh", "rnn_relu"):
+            a = gx[t] + gh
+            h = np.tanh(a) if cell == "rnn_tanh" else np.maximum(a, 0)
+        elif cell == "lstm":
             i, f, g, o = np.split(gx[t] + gh, 4, axis=1)
             c = sig(f) * c + sig(i) * np.tanh(g)
             h = sig(o) * np.tanh(c)
@@ -137,7 +140,10 @@ def simulate_recurrent(cell, x, params, H):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU])
+RNN_RELU = lambda *a, **kw: ln.RNN(*a, nonlinearity="relu", **kw)   # noqa: E731
+
+
+@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU, ln.RNN, RNN_RELU])
 def test_quantised_recurrent_equals_its_simulation(cls):
     rnn = cls(12, 16, seed=0)
     x = rand(9, 3, 12, seed=4)
@@ -247,7 +253,7 @@ def test_quantised_models_are_inference_only():
     assert rel_err(steps[-1], y) < 1e-6
 
 
-@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU])
+@pytest.mark.parametrize("cls", [ln.LSTM, ln.GRU, ln.RNN])
 def test_quantised_recurrent_rows_do_not_depend_on_the_thread_split(cls, threads):
     """Whether each thread takes its own batch rows through the whole sequence or every step's
     product is split by weight rows, each row's integers and float cell are the same: the
@@ -275,3 +281,27 @@ def test_quantised_recurrent_rows_do_not_depend_on_the_thread_split(cls, threads
     sim = simulate_recurrent(rnn.cell, x[full].transpose(1, 0, 2),
                              {k: v for k, v in rnn.state_dict().items() if not k.endswith("_reverse")}, 40)
     assert rel_err(out[full][:, :, :40].transpose(1, 0, 2), sim) < 1e-5
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_quantised_rnn_follows_the_float_layer_and_saves(tmp_path, nonlinearity):
+    rnn = ln.RNN(10, 32, num_layers=2, nonlinearity=nonlinearity, batch_first=True, bidirectional=True, seed=2)
+    model = ln.Sequential(rnn, ln.LastTimestep(), ln.Linear(64, 1, seed=0))
+    x, lengths = rand(4, 11, 10, seed=7), np.array([11, 3, 7, 1])
+    q = ln.quantize_dynamic(model)
+    assert type(q[0]).__name__ == "QuantizedRecurrent" and q[0].cell == "rnn_" + nonlinearity
+    out, qout = model.predict(x, lengths=lengths), q.predict(x, lengths=lengths)
+    assert rel_err(qout, out) < 0.03
+    q.save(tmp_path / "q.npz")
+    np.testing.assert_array_equal(ln.load(tmp_path / "q.npz").predict(x, lengths=lengths), qout)
+
+
+@pytest.mark.parametrize("layer", [
+    lambda: ln.LayerNormLSTM(6, 8, batch_first=True), lambda: ln.GRU(6, 8, batch_first=True, reset_after=False),
+    lambda: ln.LSTM(6, 8, batch_first=True, proj_size=4), lambda: ln.LSTM(6, 8, batch_first=True, zoneout=0.2)])
+def test_cells_without_an_int8_path_stay_float(layer):
+    model = ln.Sequential(layer(), ln.LastTimestep())
+    q = ln.quantize_dynamic(model)
+    assert type(q[0]) is type(model[0])
+    x = rand(3, 5, 6, seed=1)
+    np.testing.assert_array_equal(q.predict(x), model.predict(x))

@@ -155,7 +155,7 @@ def core_args(dtype=np.float32, H=5, I=3, gates=4):
     (lambda a: a.update(lengths=np.array([1, 2], np.int32)), TypeError, "lengths must have dtype int64"),
     (lambda a: a.update(lengths=np.array([1, 9])), ValueError, r"lengths\[1\] = 9 is outside \[0, 4\]"),
     (lambda a: a.update(h0=np.zeros((2, 2, 5), np.float32)), ValueError, r"h0 must have shape \(1, 2, 5\)"),
-    (lambda a: a.update(cell="rnn"), ValueError, "cell must be 'lstm' or 'gru'"),
+    (lambda a: a.update(cell="rnn"), ValueError, "cell must be 'lstm', 'gru'"),
 ])
 def test_core_forward_checks_its_arguments(mutate, error, words):
     x, weights = core_args()

@@ -106,7 +106,10 @@ py::array quantized_recurrent_py(const std::string& cell, const py::object& gx_i
   }
   args.lengths = lengths_of(lengths_in, B, T, keep);
   py::array_t<float> out(batch_first ? std::vector<py::ssize_t>{B, T, H} : std::vector<py::ssize_t>{T, B, H});
-  args.lstm = info.cell_state;
+  args.cell = cell == "lstm"       ? QuantizedCell::kLstm
+             : cell == "gru"      ? QuantizedCell::kGru
+             : cell == "rnn_tanh" ? QuantizedCell::kRnnTanh
+                                  : QuantizedCell::kRnnRelu;
   args.batch = B, args.steps = T, args.hidden = H;
   // Where step t of batch row b lives in gx (G*H floats) and out (H floats).
   args.gx = data_of<float>(gx);
@@ -140,7 +143,7 @@ void bind_quantized(py::module_& m) {
   m.def("quantized_recurrent", &quantized_recurrent_py, py::arg("cell"), py::arg("gx"), py::arg("weight_hh_q"),
         py::arg("weight_hh_scale"), py::arg("weight_hh_row_sum"), py::arg("bias_hh"), py::arg("h"), py::arg("c"),
         py::arg("lengths"), py::arg("reverse"), py::arg("batch_first") = false,
-        "One direction of a quantised LSTM/GRU layer over the sequence.");
+        "One direction of a quantised LSTM/GRU/RNN layer over the sequence.");
 }
 
 }  // namespace lstm_native

@@ -1,11 +1,17 @@
 // The float recurrent layers (recurrent.h, recurrent_step.h): a whole layer forward and
 // backward over a padded batch, one step for streaming, and the workspace a layer keeps
 // between its forward and backward.
+//
+// A direction's parameters come as one tuple in PyTorch's order: (w_ih (G*H, I),
+// w_hh (G*H, S), b_ih (G*H,) or None, b_hh or None), then an LSTM's w_hr (S, H) when h is
+// projected (S = proj_size < H; else S = H), then the cell's own arrays (layer norm's gains,
+// kernels/cell_base.h). Gradients come as tuples of the same shape.
 #include "bindings.h"
 #include "recurrent_args.h"
 
 #include "../recurrent_instances.h"
 
+#include <cstdint>
 #include <memory>
 
 namespace lstm_native {
@@ -30,11 +36,94 @@ struct Workspace {
   void release() { f32.reset(); f64.reset(); }
 };
 
-template <class T>
-py::tuple forward_typed(const std::string& cell, const py::object& x_obj, bool batch_first, const py::object& lengths_obj,
-                        const py::list& weights, const py::object& h0_obj, const py::object& c0_obj, Workspace& workspace,
-                        bool keep_for_backward, std::int64_t weights_version) {
-  const CellInfo info = cell_info(cell);
+// Calls f(Cell()) for the cell a layer names.
+template <class F>
+auto with_cell(const std::string& cell, F&& f) {
+  if (cell == "lstm") return f(LstmCell());
+  if (cell == "gru") return f(GruCell());
+  if (cell == "gru_reset_before") return f(GruResetBeforeCell());
+  if (cell == "rnn_tanh") return f(RnnTanhCell());
+  if (cell == "rnn_relu") return f(RnnReluCell());
+  if (cell == "ln_lstm") return f(LayerNormLstmCell());
+  if (cell == "ln_gru") return f(LayerNormGruCell());
+  throw py::value_error("cell must be 'lstm', 'gru', 'gru_reset_before', 'rnn_tanh', 'rnn_relu', 'ln_lstm' or "
+                        "'ln_gru', got '" + cell + "'");
+}
+
+// The sizes a direction's weights imply: H from W_hh's rows, S from its columns, and whether
+// an LSTM's h is projected (a fifth array, w_hr).
+struct DirectionSizes {
+  Index hidden = 0, state = 0;
+  bool projected = false;
+};
+
+template <class Cell, class T>
+DirectionSizes direction_sizes(const py::handle& tuple) {
+  const py::tuple w = tuple.cast<py::tuple>();
+  const bool may_project = std::is_same_v<Cell, LstmCell>;
+  const size_t base = 4 + Cell::kParamArrays;
+  if (w.size() != base && !(may_project && w.size() == base + 1))
+    throw py::value_error(std::string("each direction's weights are (w_ih, w_hh, b_ih, b_hh") +
+                          (may_project ? "[, w_hr]" : "") +
+                          (Cell::kParamArrays ? ", then the cell's " + std::to_string(Cell::kParamArrays) + " gain/shift arrays" : "") +
+                          ") for " + Cell::kName);
+  DirectionSizes s;
+  s.projected = may_project && w.size() == base + 1 && !w[4].is_none();
+  if (s.projected) {  // H and S from W_hr (S, H); W_hh must then be (4H, S)
+    const py::array w_hr = checked<T>(w[4], "weight_hr", {-1, -1});
+    s.state = w_hr.shape(0);
+    s.hidden = w_hr.shape(1);
+    if (s.state == 0 || s.state >= s.hidden)
+      throw py::value_error("weight_hr must be (proj_size, hidden_size) with 0 < proj_size < hidden_size, got (" +
+                            std::to_string(s.state) + ", " + std::to_string(s.hidden) + ")");
+  } else {
+    s.hidden = s.state = checked<T>(w[1], "weight_hh", {-1, -1}).shape(1);
+  }
+  if (s.hidden == 0) throw py::value_error("hidden size is 0");
+  checked<T>(w[1], "weight_hh", {Cell::kGates * s.hidden, s.state});
+  return s;
+}
+
+// A direction's arrays (weights, read; or gradients, written into: Params is DirectionWeights<T>
+// or DirectionGrads<T>), each checked and kept alive in `keep`.
+template <class Cell, class Params>
+Params direction_arrays(const py::handle& tuple, const std::string& prefix, Index input, const DirectionSizes& s,
+                        std::vector<py::array>& keep) {
+  using Pointer = decltype(Params::w_ih);
+  using T = std::remove_const_t<std::remove_pointer_t<Pointer>>;
+  const py::tuple w = tuple.cast<py::tuple>();
+  const Index GH = Cell::kGates * s.hidden;
+  const bool base_size = w.size() == 4 + Cell::kParamArrays + (s.projected ? 1 : 0);
+  if (!base_size)
+    throw py::value_error("each direction's " + std::string(prefix.empty() ? "weights" : "grads") +
+                          " must match the layer's (" + std::to_string(4 + Cell::kParamArrays + (s.projected ? 1 : 0)) +
+                          " arrays)");
+  const auto pointer = [&](int i, const std::string& what, const std::vector<Index>& shape, bool optional) -> Pointer {
+    if (optional && w[i].is_none()) return nullptr;
+    const std::string name = prefix + what;
+    py::array a = checked<T>(w[i], name.c_str(), shape);
+    keep.push_back(a);
+    if constexpr (std::is_const_v<std::remove_pointer_t<Pointer>>) return data_of<T>(a);
+    else return output_of<T>(a, name.c_str());
+  };
+  Params p;
+  p.w_ih = pointer(0, "weight_ih", {GH, input}, false);
+  p.w_hh = pointer(1, "weight_hh", {GH, s.state}, false);
+  p.b_ih = pointer(2, "bias_ih", {GH}, true);
+  p.b_hh = pointer(3, "bias_hh", {GH}, true);
+  const int first_param = s.projected ? 5 : 4;
+  if (s.projected) p.w_hr = pointer(4, "weight_hr", {s.state, s.hidden}, !prefix.empty());
+  for (int k = 0; k < Cell::kParamArrays; ++k)
+    p.params[k] = pointer(first_param + k, "cell parameter " + std::to_string(k),
+                          {Cell::param_array_size(k, s.hidden)}, !prefix.empty());
+  return p;
+}
+
+template <class Cell, class T>
+py::tuple forward_typed(const py::object& x_obj, bool batch_first, const py::object& lengths_obj,
+                        const py::list& weights, const py::object& h0_obj, const py::object& c0_obj,
+                        Workspace& workspace, bool keep_for_backward, std::int64_t weights_version,
+                        const py::object& mask_obj, const py::object& zoneout_mask_obj, double zoneout) {
   auto x = checked<T>(x_obj, "x", {-1, -1, -1});
   const Index T_ = batch_first ? x.shape(1) : x.shape(0), B = batch_first ? x.shape(0) : x.shape(1), I = x.shape(2);
   const int D = static_cast<int>(weights.size());
@@ -42,27 +131,37 @@ py::tuple forward_typed(const std::string& cell, const py::object& x_obj, bool b
   if (B == 0) throw py::value_error("x: the batch is empty");
   if (T_ == 0) throw py::value_error("x: the sequences have no time steps");
   if (I == 0) throw py::value_error("x: input size is 0");
+  if (!(zoneout >= 0 && zoneout < 1)) throw py::value_error("zoneout must be in [0, 1)");
   require_finite<T>(x, "x");
 
   ForwardArgs<T> args;
   std::vector<py::array> keep;  // keeps every checked array alive while the GIL is released
-  const Index H = hidden_size_of<T>(weights[0]);
-  for (int d = 0; d < D; ++d) args.weights[d] = direction_params<DirectionWeights<T>>(weights[d], "", info, I, H, keep);
-  args.shape = LayerShape{SequenceShape{T_, B, batch_first}, I, H, D};
+  const DirectionSizes sizes = direction_sizes<Cell, T>(weights[0]);
+  const Index H = sizes.hidden, S = sizes.state;
+  for (int d = 0; d < D; ++d) args.weights[d] = direction_arrays<Cell, DirectionWeights<T>>(weights[d], "", I, sizes, keep);
+  args.shape = LayerShape{SequenceShape{T_, B, batch_first}, I, H, D, sizes.projected ? S : 0};
   args.weights_version = weights_version;
   args.x = data_of<T>(x);
   args.lengths = lengths_of(lengths_obj, B, T_, keep);
-  if (!c0_obj.is_none() && !info.cell_state) throw py::value_error("c0 is only for LSTM");
-  args.h0 = optional_input<T>(h0_obj, "h0", {D, B, H}, keep);
+  if (!c0_obj.is_none() && !Cell::kCellState) throw py::value_error(std::string("c0 is only for LSTM, not ") + Cell::kName);
+  args.h0 = optional_input<T>(h0_obj, "h0", {D, B, S}, keep);
   args.c0 = optional_input<T>(c0_obj, "c0", {D, B, H}, keep);
+  args.recurrent_mask = optional_input<T>(mask_obj, "recurrent_mask", {D, B, S}, keep);
+  const std::vector<Index> seq = batch_first ? std::vector<Index>{B, T_} : std::vector<Index>{T_, B};
+  if (!zoneout_mask_obj.is_none()) {
+    py::array m = checked<std::uint8_t>(zoneout_mask_obj, "zoneout_mask", {seq[0], seq[1], D * S});
+    keep.push_back(m);
+    args.zoneout_mask = data_of<std::uint8_t>(m);
+  }
+  args.zoneout = zoneout;
+  if (sizes.projected && (args.zoneout_mask || zoneout > 0))
+    throw py::value_error("zoneout with a projection of h (proj_size) is not supported");
 
-  std::vector<py::ssize_t> out_shape = batch_first ? std::vector<py::ssize_t>{B, T_, D * H}
-                                                   : std::vector<py::ssize_t>{T_, B, D * H};
-  py::array_t<T> out(out_shape), h_n({Index(D), B, H});
+  py::array_t<T> out(std::vector<py::ssize_t>{seq[0], seq[1], D * S}), h_n({Index(D), B, S});
   py::object c_n = py::none();
   args.out = out.mutable_data();
   args.h_n = h_n.mutable_data();
-  if (info.cell_state) {
+  if (Cell::kCellState) {
     py::array_t<T> c(std::vector<py::ssize_t>{D, B, H});
     args.c_n = c.mutable_data();
     c_n = c;
@@ -70,33 +169,33 @@ py::tuple forward_typed(const std::string& cell, const py::object& x_obj, bool b
   auto& ws = workspace.get<T>();
   {
     py::gil_scoped_release release;
-    if (info.cell_state) recurrent_forward<LstmCell, T>(args, ws, keep_for_backward);
-    else recurrent_forward<GruCell, T>(args, ws, keep_for_backward);
+    recurrent_forward<Cell, T>(args, ws, keep_for_backward);
   }
   return py::make_tuple(out, h_n, c_n);
 }
 
 // One step of a unidirectional layer: h (and c) updated in place.
-template <class T>
-void step_typed(const std::string& cell, const py::object& x_obj, const py::tuple& w, const py::object& h_obj,
-                const py::object& c_obj) {
-  const CellInfo info = cell_info(cell);
+template <class Cell, class T>
+void step_typed(const py::object& x_obj, const py::tuple& w, const py::object& h_obj, const py::object& c_obj,
+                double zoneout) {
   py::array x = checked<T>(x_obj, "x_t", {-1, -1});
   const Index B = x.shape(0), I = x.shape(1);
   if (B == 0) throw py::value_error("x_t: the batch is empty");
+  if (!(zoneout >= 0 && zoneout < 1)) throw py::value_error("zoneout must be in [0, 1)");
   require_finite<T>(x, "x_t");
   StepArgs<T> args;
   std::vector<py::array> keep{x};
-  const Index H = hidden_size_of<T>(w);
-  args.batch = B, args.input = I, args.hidden = H;
+  const DirectionSizes sizes = direction_sizes<Cell, T>(w);
+  args.batch = B, args.input = I, args.hidden = sizes.hidden, args.projection = sizes.projected ? sizes.state : 0;
   args.x = data_of<T>(x);
-  args.weights = direction_params<DirectionWeights<T>>(w, "", info, I, H, keep);
-  py::array h = checked<T>(h_obj, "h", {B, H});
+  args.weights = direction_arrays<Cell, DirectionWeights<T>>(w, "", I, sizes, keep);
+  args.zoneout = zoneout;
+  py::array h = checked<T>(h_obj, "h", {B, sizes.state});
   require_finite<T>(h, "h0");  // the state the step starts from: NaN in it gave NaN out, unreported
   args.h = output_of<T>(h, "h");
   py::array c;
-  if (info.cell_state) {
-    c = checked<T>(c_obj, "c", {B, H});
+  if (Cell::kCellState) {
+    c = checked<T>(c_obj, "c", {B, sizes.hidden});
     require_finite<T>(c, "c0");
     args.c = output_of<T>(c, "c");
   }
@@ -104,51 +203,52 @@ void step_typed(const std::string& cell, const py::object& x_obj, const py::tupl
   // at once (each with its own state), and a stream of steps still allocates nothing.
   thread_local StepScratch<T> scratch;
   py::gil_scoped_release release;
-  if (info.cell_state) recurrent_step<LstmCell, T>(args, scratch);
-  else recurrent_step<GruCell, T>(args, scratch);
+  recurrent_step<Cell, T>(args, scratch);
 }
 
-template <class T>
-py::tuple backward_typed(const std::string& cell, Workspace& workspace, const py::object& x_obj, const py::object& d_out_obj,
+template <class Cell, class T>
+py::tuple backward_typed(Workspace& workspace, const py::object& x_obj, const py::object& d_out_obj,
                          const py::object& dh_n_obj, const py::object& dc_n_obj, const py::list& grads, bool need_dx,
                          const py::object& d_last_obj) {
-  const CellInfo info = cell_info(cell);
   auto& ws = workspace.get<T>();
   if (!ws.ready_for_backward)
     throw py::value_error("backward needs a forward first (each forward's results serve one backward)");
+  if (std::string(ws.cell_name) != Cell::kName)
+    throw py::value_error(std::string("this workspace holds another cell's forward (") + ws.cell_name + "), not " +
+                          Cell::kName);
   const LayerShape& s = ws.shape;
-  const Index T_ = s.sequence.steps, B = s.sequence.batch, I = s.input, H = s.hidden;
+  const Index T_ = s.sequence.steps, B = s.sequence.batch, I = s.input, H = s.hidden, S = s.state();
   const int D = s.directions;
   const std::vector<Index> seq = s.sequence.batch_first ? std::vector<Index>{B, T_} : std::vector<Index>{T_, B};
   auto x = checked<T>(x_obj, "x", {seq[0], seq[1], I});
   BackwardArgs<T> args;
   std::vector<py::array> keep;
   args.x = data_of<T>(x);
-  if (!dc_n_obj.is_none() && !info.cell_state) throw py::value_error("dc_n is only for LSTM");
-  args.d_out = optional_input<T>(d_out_obj, "dout", {seq[0], seq[1], D * H}, keep);
-  args.d_last = optional_input<T>(d_last_obj, "dout_last", {B, D * H}, keep);
-  args.dh_n = optional_input<T>(dh_n_obj, "dh_n", {D, B, H}, keep);
+  if (!dc_n_obj.is_none() && !Cell::kCellState) throw py::value_error(std::string("dc_n is only for LSTM, not ") + Cell::kName);
+  args.d_out = optional_input<T>(d_out_obj, "dout", {seq[0], seq[1], D * S}, keep);
+  args.d_last = optional_input<T>(d_last_obj, "dout_last", {B, D * S}, keep);
+  args.dh_n = optional_input<T>(dh_n_obj, "dh_n", {D, B, S}, keep);
   args.dc_n = optional_input<T>(dc_n_obj, "dc_n", {D, B, H}, keep);
   if (static_cast<int>(grads.size()) != D) throw py::value_error("grads must hold one tuple per direction");
-  for (int d = 0; d < D; ++d) args.grads[d] = direction_params<DirectionGrads<T>>(grads[d], "grad ", info, I, H, keep);
+  const DirectionSizes sizes{H, S, s.projection > 0};
+  for (int d = 0; d < D; ++d) args.grads[d] = direction_arrays<Cell, DirectionGrads<T>>(grads[d], "grad ", I, sizes, keep);
   py::object dx = py::none();
   if (need_dx) {
     py::array_t<T> a(std::vector<py::ssize_t>{seq[0], seq[1], I});
     args.dx = a.mutable_data();
     dx = a;
   }
-  py::array_t<T> dh0(std::vector<py::ssize_t>{D, B, H});
+  py::array_t<T> dh0(std::vector<py::ssize_t>{D, B, S});
   args.dh0 = dh0.mutable_data();
   py::object dc0 = py::none();
-  if (info.cell_state) {
+  if (Cell::kCellState) {
     py::array_t<T> a(std::vector<py::ssize_t>{D, B, H});
     args.dc0 = a.mutable_data();
     dc0 = a;
   }
   {
     py::gil_scoped_release release;
-    if (info.cell_state) recurrent_backward<LstmCell, T>(args, ws);
-    else recurrent_backward<GruCell, T>(args, ws);
+    recurrent_backward<Cell, T>(args, ws);
   }
   return py::make_tuple(dx, dh0, dc0);
 }
@@ -161,41 +261,55 @@ void bind_recurrent(py::module_& m) {
       .def_property_readonly("ready_for_backward", &Workspace::ready)
       .def_property_readonly("prepared_version", &Workspace::prepared_version,
                              "The weights' version whose preparation the next forward may reuse (-1: none).")
+      .def_property_readonly("prepared_version", &Workspace::prepared_version,
+                             "The weights' version whose preparation the next forward may reuse (-1: none).")
       .def("release", &Workspace::release, "Frees the buffers.");
 
   m.def("recurrent_forward",
         [](const std::string& cell, const py::object& x, bool batch_first, const py::object& lengths,
            const py::list& weights, const py::object& h0, const py::object& c0, Workspace& workspace,
-           bool keep_for_backward, std::int64_t weights_version) {
-          return by_dtype(x, [&](auto t) {
-            return forward_typed<decltype(t)>(cell, x, batch_first, lengths, weights, h0, c0, workspace,
-                                              keep_for_backward, weights_version);
+           bool keep_for_backward, std::int64_t weights_version, const py::object& recurrent_mask,
+           const py::object& zoneout_mask, double zoneout) {
+          return with_cell(cell, [&](auto c) {
+            return by_dtype(x, [&](auto t) {
+              return forward_typed<decltype(c), decltype(t)>(x, batch_first, lengths, weights, h0, c0, workspace,
+                                                             keep_for_backward, weights_version, recurrent_mask,
+                                                             zoneout_mask, zoneout);
+            });
           });
         },
         py::arg("cell"), py::arg("x"), py::arg("batch_first"), py::arg("lengths"), py::arg("weights"), py::arg("h0"),
         py::arg("c0"), py::arg("workspace"), py::arg("keep_for_backward"), py::arg("weights_version") = -1,
+        py::arg("recurrent_mask") = py::none(), py::arg("zoneout_mask") = py::none(), py::arg("zoneout") = 0.0,
         "One recurrent layer (all directions) over a padded batch. Returns (out, h_n, c_n or None). "
         "weights_version >= 0 (one that changes whenever a weight may have) lets the workspace keep what it "
-        "prepares from the weights for the next call with the same version.");
+        "prepares from the weights for the next call with the same version. "
+        "recurrent_mask (D, B, S): recurrent dropout's mask, scaled; zoneout_mask (like out, uint8): 1 where a "
+        "unit keeps its previous state (training); without one, zoneout > 0 mixes old and new states by it.");
   m.def("recurrent_step",
         [](const std::string& cell, const py::object& x, const py::tuple& weights, const py::object& h,
-           const py::object& c) {
-          by_dtype(x, [&](auto t) { step_typed<decltype(t)>(cell, x, weights, h, c); });
+           const py::object& c, double zoneout) {
+          with_cell(cell, [&](auto cl) {
+            by_dtype(x, [&](auto t) { step_typed<decltype(cl), decltype(t)>(x, weights, h, c, zoneout); });
+          });
         },
-        py::arg("cell"), py::arg("x_t"), py::arg("weights"), py::arg("h"), py::arg("c"),
-        "One time step of one direction of a layer: x_t (B, I); h (B, H) and, for LSTM, c updated in place.");
+        py::arg("cell"), py::arg("x_t"), py::arg("weights"), py::arg("h"), py::arg("c"), py::arg("zoneout") = 0.0,
+        "One time step of one direction of a layer: x_t (B, I); h (B, S) and, for LSTM, c (B, H) updated in "
+        "place; zoneout mixes old and new states by its probability (evaluation's zoneout).");
   m.def("recurrent_backward",
         [](const std::string& cell, Workspace& workspace, const py::object& x, const py::object& d_out,
            const py::object& dh_n, const py::object& dc_n, const py::list& grads, bool need_dx,
            const py::object& d_last) {
-          return by_dtype(x, [&](auto t) {
-            return backward_typed<decltype(t)>(cell, workspace, x, d_out, dh_n, dc_n, grads, need_dx, d_last);
+          return with_cell(cell, [&](auto c) {
+            return by_dtype(x, [&](auto t) {
+              return backward_typed<decltype(c), decltype(t)>(workspace, x, d_out, dh_n, dc_n, grads, need_dx, d_last);
+            });
           });
         },
         py::arg("cell"), py::arg("workspace"), py::arg("x"), py::arg("dout"), py::arg("dh_n"), py::arg("dc_n"),
         py::arg("grads"), py::arg("need_dx"), py::arg("dout_last") = py::none(),
         "Backpropagation through time for the workspace's last forward; parameter gradients accumulate into "
-        "grads. dout_last (B, D*H) is a gradient at each sequence's last step only. Returns (dx or None, dh0, "
+        "grads. dout_last (B, D*S) is a gradient at each sequence's last step only. Returns (dx or None, dh0, "
         "dc0 or None).");
 }
 

@@ -24,7 +24,8 @@ struct CellInfo {
 inline CellInfo cell_info(const std::string& cell) {
   if (cell == "lstm") return {LstmCell::kGates, true};
   if (cell == "gru") return {GruCell::kGates, false};
-  throw py::value_error("cell must be 'lstm' or 'gru', got '" + cell + "'");
+  if (cell == "rnn_tanh" || cell == "rnn_relu") return {1, false};
+  throw py::value_error("cell must be 'lstm', 'gru', 'rnn_tanh' or 'rnn_relu', got '" + cell + "'");
 }
 
 // One of a direction's arrays, dtype T: G*H rows, `cols` wide (a vector without cols). Kept

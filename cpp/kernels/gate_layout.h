@@ -7,10 +7,12 @@
 // so it computes its share of h W_hh^T with one GEMM and applies the gate math without
 // waiting for any other thread. The last block may be narrower than 16.
 //
-// The int8 layers (quantized_recurrent.cpp) run the same cells' forward on PyTorch's order
-// as it is (NaturalGateLayout): their products come out of weights quantised row by row in
-// that order. A block's gates are then H columns apart instead of side by side. Which order
-// is a type, not a flag, so that the float layers' gate math keeps its constant offsets.
+// Some kernels keep PyTorch's order as it is (NaturalGateLayout): the int8 layers
+// (quantized_recurrent.cpp), whose products come out of weights quantised row by row in that
+// order, and the row-local cells that need a subset of gates contiguous (the textbook GRU).
+// A block's gates are then H columns apart instead of side by side. Which order is a type,
+// not a flag, so that the interleaved layers' gate math keeps its constant offsets (with a
+// run-time flag S2/S7 inference ran 1.5-2% slower at one thread).
 #pragma once
 
 #include "../common.h"
@@ -31,15 +33,20 @@ struct UnitBlocks {
   Index columns() const { return gates * hidden; }
 };
 
-struct GateLayout : UnitBlocks {
+// Natural: PyTorch's order (G stacked runs of H columns); else interleaved blocks of 16.
+template <bool Natural>
+struct BasicGateLayout : UnitBlocks {
+  static constexpr bool natural = Natural;
+
   // First interleaved column of a block; blocks before it are all full width.
   Index column(Index block) const { return gates * kBlock * block; }
   // Where a block's gate 0 starts in a row of G*H columns, and how far apart its gates are
   // (what for_each_unit_block asks every layout).
-  Index gate_column(Index block) const { return column(block); }
-  Index gate_step(Index block) const { return width(block); }
-  // The interleaved position of PyTorch's row gate * H + unit.
+  Index gate_column(Index block) const { return natural ? first_unit(block) : column(block); }
+  Index gate_step(Index block) const { return natural ? hidden : width(block); }
+  // The interleaved position of PyTorch's row gate * H + unit (itself in the natural order).
   Index interleaved(int gate, Index unit) const {
+    if constexpr (Natural) return gate * hidden + unit;
     const Index block = unit / kBlock;
     return column(block) + gate * width(block) + unit % kBlock;
   }
@@ -70,7 +77,7 @@ struct GateLayout : UnitBlocks {
     for (Index k = 0; k < blocks(); ++k)
       for (int g = 0; g < gates; ++g) {
         const Index u0 = first_unit(k), w = width(k);
-        const T* s = src + column(k) + g * w;
+        const T* s = src + gate_column(k) + g * gate_step(k);
         T* d = dst + (g * hidden + u0) * cols;
         for (Index j = 0; j < cols; ++j)
           for (Index u = 0; u < w; ++u) d[u * cols + j] += s[j * src_stride + u];
@@ -78,11 +85,8 @@ struct GateLayout : UnitBlocks {
   }
 };
 
-// PyTorch's order, G stacked runs of H columns, in the same unit blocks.
-struct NaturalGateLayout : UnitBlocks {
-  Index gate_column(Index block) const { return first_unit(block); }
-  Index gate_step(Index) const { return hidden; }
-};
+using GateLayout = BasicGateLayout<false>;
+using NaturalGateLayout = BasicGateLayout<true>;
 
 // One row's block of up to 16 units, where a cell's gate math works. W is the block width
 // at compile time: 16 (fixed-size Eigen arrays, fully unrolled) or Eigen::Dynamic for a

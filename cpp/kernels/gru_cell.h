@@ -6,12 +6,13 @@
 #pragma once
 
 #include "activations.h"
+#include "cell_base.h"
 #include "gate_layout.h"
 #include "step.h"
 
 namespace lstm_native {
 
-struct GruCell {
+struct GruCell : CellBase {
   static constexpr int kGates = 3;
   static constexpr bool kCellState = false;
   static constexpr bool kRecurrentIntoGates = false;  // h W_hh^T goes to its own buffer
@@ -74,8 +75,8 @@ struct GruCell {
   // After the loop the gate buffer holds gradients w.r.t. h W_hh^T (+ b_hh); the input
   // projection's differ in the n gate only: put d a_n (kept in aux) there.
   template <class T>
-  static void to_input_gradients(T* gates, const T* aux, Index rows, const GateLayout& layout) {
-    for_each_unit_block<T>(layout, rows, 1, 0, layout.blocks(), [&](const auto& at) { at.gate(gates, 2) = at.row(aux); });
+  static void to_input_gradients(const InputGradients<T>& p, const GateLayout& layout) {
+    for_each_unit_block<T>(layout, p.rows, 1, 0, layout.blocks(), [&](const auto& at) { at.gate(p.gates, 2) = at.row(p.aux); });
   }
 };
 

@@ -6,12 +6,13 @@
 #pragma once
 
 #include "activations.h"
+#include "cell_base.h"
 #include "gate_layout.h"
 #include "step.h"
 
 namespace lstm_native {
 
-struct LstmCell {
+struct LstmCell : CellBase {
   static constexpr int kGates = 4;
   static constexpr bool kCellState = true;          // carries c_t next to h_t
   static constexpr bool kRecurrentIntoGates = true; // h W_hh^T is added onto the gate buffer
@@ -48,8 +49,8 @@ struct LstmCell {
     for_each_unit_block<T>(layout, s.rows, s.row_step, block_begin, block_end, [&](const auto& at) {
       using A = typename std::decay_t<decltype(at)>::Array;
       auto i = at.gate(s.gates, 0), f = at.gate(s.gates, 1), g = at.gate(s.gates, 2), o = at.gate(s.gates, 3);
-      const auto c_prev = at.row(s.aux);  // two declarations: a const and a mutable Map
-      const auto c = at.row(s.aux_next);
+      const auto c_prev = at.row(s.aux);
+      const A c = f * c_prev + i * g;  // c_t as the cell made it (zoneout may have stored another)
       auto dh = at.row(s.dh), dc = at.row(s.dc);
       const A tanh_c = c.tanh();
       const A dc_total = dc + dh * o * (T(1) - tanh_c * tanh_c);
@@ -73,7 +74,7 @@ struct LstmCell {
 
   // The gate gradients w.r.t. the input projection equal those w.r.t. h W_hh^T.
   template <class T>
-  static void to_input_gradients(T*, const T*, Index, const GateLayout&) {}
+  static void to_input_gradients(const InputGradients<T>&, const GateLayout&) {}
 };
 
 }  // namespace lstm_native

@@ -21,6 +21,14 @@ struct StepForward {
   T* aux_next;             // LSTM: out c_t
   const T* recurrent_bias; // GRU: b_hn (natural unit order)
   Index h_prev_stride, h_next_stride;
+  // Beyond LSTM's and GRU's needs (cell_base.h):
+  const T* h_rec = nullptr;   // h_{t-1} as it fed the recurrent product (times the recurrent dropout
+  Index h_rec_stride = 0;     //   mask when there is one; else h_prev), rows h_rec_stride apart
+  T* extra = nullptr;         // the cell's per-row storage for backward, rows extra_stride apart
+  Index extra_stride = 0;
+  const T* params = nullptr;  // the cell's own parameters, concatenated (natural unit order)
+  T* second = nullptr;        // cells with a second product: its input, written by forward_first (rows H apart)
+  const T* input_bias = nullptr;  // G*H, the gates' order: the bias kNormalizesInput cells add themselves
 };
 
 template <class T>
@@ -38,6 +46,29 @@ struct StepBackward {
   Index h_prev_stride;
   bool bias_per_row;   // the bias sums have a G*H slot per row (laid out as `gates`), not one for all
                        // rows: each sequence's sum then runs in step order whatever the team
+  // Beyond LSTM's and GRU's needs (cell_base.h):
+  const T* h_rec = nullptr;   // as in StepForward
+  Index h_rec_stride = 0;
+  T* extra = nullptr;
+  Index extra_stride = 0;
+  const T* params = nullptr;
+  T* param_grad = nullptr;    // += the gradients of `params` (a slice per team member), or null
+  const T* second = nullptr;  // cells with a second product: its input (rows H apart)
+  const T* d_second = nullptr;  // d loss / d that input, for backward_first (rows H apart)
+  T* d_rec = nullptr;         // backward_first: += d loss / d h_rec (dh itself without recurrent dropout)
+};
+
+// After the backward loop, for cells whose input projection's gradients differ from the
+// recurrent product's (kInputGradientsDiffer): `rows` rows of gates (GH apart) to turn into
+// the former, with the cell's aux (H apart) and extra rows beside them.
+template <class T>
+struct InputGradients {
+  T* gates;
+  const T* aux;
+  T* extra;
+  Index extra_stride;
+  const T* params;
+  Index rows;
 };
 
 }  // namespace lstm_native

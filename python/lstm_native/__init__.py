@@ -3,7 +3,7 @@
 A C++ core (Eigen, OpenMP) runs each recurrent layer over a whole sequence in one call;
 this package wraps it in PyTorch-compatible layers and a Keras-like training loop.
 """
-from . import callbacks, data, distributed, losses, metrics, optim, plotting, reference, tbptt
+from . import callbacks, data, distributed, init, losses, metrics, optim, plotting, reference, tbptt
 from ._backend import core as _core
 from ._checks import NonFiniteError
 from ._grad_mode import is_grad_enabled, no_grad
@@ -17,7 +17,7 @@ from .layers import (Dropout, Embedding, LastTimestep, LayerNorm, Linear, ReLU, 
 from .module import Module, Parameter
 from .multihead_attention import MultiheadAttention
 from .quantization import quantize_dynamic
-from .recurrent import GRU, LSTM
+from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
 from .seeding import manual_seed
 from .seq2seq import Seq2Seq
 from .sequential import Sequential
@@ -62,7 +62,7 @@ def backend_isa() -> str:
     return _core.isa
 
 
-__all__ = ["LSTM", "GRU", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
+__all__ = ["LSTM", "GRU", "RNN", "LayerNormLSTM", "LayerNormGRU", "init", "Linear", "Embedding", "Dropout", "ReLU", "Tanh", "Sigmoid", "LayerNorm", "LastTimestep",
            "TimeDistributed", "Residual", "Attention", "Seq2Seq", "Conv1d", "MaxPool1d", "MultiheadAttention", "Sequential", "Module", "Parameter", "History",
            "NonFiniteLossError", "NonFiniteError", "data", "plotting", "losses", "metrics", "tbptt", "optim", "callbacks", "reference", "clip_grad_norm_", "clip_grad_value_",
            "load", "distributed", "quantize_dynamic", "no_grad", "is_grad_enabled", "get_num_threads", "set_num_threads", "backend_isa", "manual_seed", "set_deterministic", "is_deterministic"]

@@ -327,6 +327,26 @@ class Vocabulary:
 
 
 # -- built-in datasets ----------------------------------------------------------------------
+def adding_problem(n: int = 1000, steps: int = 100, seed: int = 0):
+    """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015), a test of memory over
+    `steps` steps: X (n, steps, 2) float32 holds random values in [0, 1) and a marker channel
+    with two ones, one in each half; y (n, 1) is the sum of the two marked values. Predicting
+    the mean (1.0) scores an MSE of 1/6, the bar a model must beat."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, steps, 2), np.float32)
+    X[:, :, 0] = rng.random((n, steps))
+    half = steps // 2
+    first, second = rng.integers(0, half, n), rng.integers(half, steps, n)
+    rows = np.arange(n)
+    X[rows, first, 1] = X[rows, second, 1] = 1.0
+    y = (X[rows, first, 0] + X[rows, second, 0])[:, None].astype(np.float32)
+    return X, y
+
+
 def noisy_sine(n: int = 2000, period: float = 25.0, noise: float = 0.05, seed: int = 0) -> np.ndarray:
     """A sine wave of the given period (in samples) plus Gaussian noise: (n,) float32."""
     n = _count("n", n, 0)

@@ -15,8 +15,9 @@ the carried states as inputs "state_in_<k>" and outputs "state_out_<k>" (an LSTM
 h then c, each (num_layers, batch, hidden); a GRU one), numbered in the model's layer order;
 a server starts them at zeros and feeds each step's state_out back as the next state_in.
 
-Float LSTM and GRU layers become ONNX LSTM / GRU nodes (layout 0, transposes around them,
-gate blocks permuted once here: LSTM i, o, f, c; GRU z, r, h with linear_before_reset=1).
+Float LSTM, GRU and RNN layers become ONNX LSTM / GRU / RNN nodes (layout 0, transposes around
+them, gate blocks permuted once here: LSTM i, o, f, c; GRU z, r, h with linear_before_reset=1,
+or 0 for the textbook GRU (reset_after=False); RNN with its Tanh or Relu activation).
 Models from ``ln.quantize_dynamic`` keep their int8 weights: every product quantises its input
 per row exactly as our kernels do (7 bits, written out in standard ops) and runs as
 MatMulInteger; the int8 recurrence is a Scan over the steps.
@@ -39,7 +40,7 @@ from .layers import (Dropout, Embedding, LastTimestep, LayerNorm, Linear, ReLU, 
 from .module import Module
 from .multihead_attention import MultiheadAttention
 from .quantization import QuantizedLinear, QuantizedRecurrent
-from .recurrent import GRU, LSTM
+from .recurrent import GRU, LSTM, RNN
 from .sequential import Sequential
 
 DEFAULT_OPSET = 17          # the lowest opset with LayerNormalization; onnxruntime >= 1.14 runs it
@@ -407,9 +408,14 @@ def _multihead_attention(ex, m, x, lengths, path):
 
 # -- recurrent layers -------------------------------------------------------------------------------------
 # ONNX's gate order from torch's: LSTM i, f, g, o -> i, o, f, c; GRU r, z, n -> z, r, h.
-_ONNX_GATES = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}
+_ONNX_GATES = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0, 2), "rnn_tanh": (0,),
+               "rnn_relu": (0,)}
+_ONNX_OP = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
+# Options that change nothing in evaluation mode (recurrent_dropout acts in training, forget_bias
+# at initialisation) or that the node expresses (reset_after, nonlinearity). zoneout (its
+# evaluation mix) and proj_size have no ONNX node attribute and refuse to export.
 _RECURRENT_OPTIONS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-                      "bidirectional", "dtype")
+                      "bidirectional", "dtype", "recurrent_dropout", "forget_bias", "reset_after", "nonlinearity")
 
 
 def _check_recurrent(ex, m, x, path):
@@ -435,14 +441,16 @@ def _step_states(ex, m):
     return [ex.new_state(shape) for _ in range(2 if m.has_cell_state else 1)]
 
 
-@register(LSTM, GRU, options=_RECURRENT_OPTIONS)
+@register(LSTM, GRU, RNN, options=_RECURRENT_OPTIONS)
 def _recurrent(ex, m, x, lengths, path):
     _check_recurrent(ex, m, x, path)
     g, H, D = ex.g, m.hidden_size, m.num_directions
-    op = "LSTM" if m.cell == "lstm" else "GRU"
+    op = _ONNX_OP[m.cell]
     attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward", layout=0)
-    if m.cell == "gru":
-        attrs["linear_before_reset"] = 1
+    if op == "GRU":
+        attrs["linear_before_reset"] = 1 if m.cell == "gru" else 0
+    if op == "RNN":
+        attrs["activations"] = ["Tanh" if m.cell == "rnn_tanh" else "Relu"] * D
     seq_lens = ex.lengths_int32(lengths)
     if ex.step:
         X = g.op("Unsqueeze", [x.name, g.int64([0])])                   # (1, B, I)
@@ -527,13 +535,16 @@ def _cell_body(g: _Graph, cell: str, H: int, w_hh, b_hh, masked: bool):
     projection gx (and mask) in; new states and the step's output out."""
     helper, FLOAT, BOOL = g.onnx.helper, g.onnx.TensorProto.FLOAT, g.onnx.TensorProto.BOOL
     body = _Graph(g.onnx, root=g.root)
-    G = 4 if cell == "lstm" else 3
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
     h, gx = body.fresh("h"), body.fresh("gx")
     c = body.fresh("c") if cell == "lstm" else None
     m = body.fresh("m") if masked else None
     gh = _qmatmul(body, h, w_hh, b_hh)                                   # (B, G*H)
-    pre = body.op("Split", [body.op("Add", [gx, gh]), body.int64([H] * G)], outputs=G, axis=1)
-    if cell == "lstm":                          # the core's order: c = s(f) c + s(i) tanh(g); h = s(o) tanh(c)
+    pre = body.op("Split", [body.op("Add", [gx, gh]), body.int64([H] * G)], outputs=G, axis=1) if G > 1 \
+        else [body.op("Add", [gx, gh])]
+    if cell in ("rnn_tanh", "rnn_relu"):        # h = act(x W_ih^T + b_ih + h W_hh^T + b_hh)
+        h_new, c_new = body.op("Tanh" if cell == "rnn_tanh" else "Relu", [pre[0]]), None
+    elif cell == "lstm":                          # the core's order: c = s(f) c + s(i) tanh(g); h = s(o) tanh(c)
         i, f, gg, o = pre
         c_new = body.op("Add", [body.op("Mul", [body.op("Sigmoid", [f]), c]),
                                 body.op("Mul", [body.op("Sigmoid", [i]), body.op("Tanh", [gg])])])

@@ -1,6 +1,6 @@
 """Dynamic int8 quantisation for inference: ``qmodel = ln.quantize_dynamic(model)``.
 
-Linear, LSTM and GRU layers are replaced by versions holding int8 weights with one float
+Linear, LSTM, GRU and RNN layers are replaced by versions holding int8 weights with one float
 scale per output row (symmetric: w ~ w_q * scale, w_q in [-127, 127]). Inputs to every
 product are quantised at run time, per row, to 7-bit unsigned integers with a zero point
 (asymmetric, the range always holding 0); the products accumulate exactly in int32 and are
@@ -20,7 +20,7 @@ from ._backend import core
 from ._checks import float_array, lengths_array, require_finite, require_shape, sequence_batch
 from .layers import Linear
 from .module import Module
-from .recurrent import GRU, LSTM, RecurrentBase
+from .recurrent import GRU, LSTM, RNN, RecurrentBase
 
 INFERENCE_ONLY = ("quantised models are inference-only: train the float model, then quantise it again "
                   "with ln.quantize_dynamic")
@@ -116,21 +116,24 @@ class QuantizedLinear(_Quantized):
         return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None)
 
 
+_GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+
 class QuantizedRecurrent(_Quantized):
-    """An LSTM or GRU stack with int8 weights: same call signature, outputs and states as the
-    float layer (``out, (h_n, c_n) = qlstm(x, hx, lengths)``; GRU ``out, h_n``)."""
+    """An LSTM, GRU or RNN stack with int8 weights: same call signature, outputs and states as
+    the float layer (``out, (h_n, c_n) = qlstm(x, hx, lengths)``; GRU and RNN ``out, h_n``)."""
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, bidirectional: bool = False):
         super().__init__()
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if cell not in _GATES:
+            raise ValueError(f"cell must be one of {', '.join(map(repr, _GATES))}, got {cell!r}")
         self.cell, self.input_size, self.hidden_size = cell, int(input_size), int(hidden_size)
         self.num_layers, self.bias, self.batch_first = int(num_layers), bool(bias), bool(batch_first)
         self.bidirectional = bool(bidirectional)
         self.has_cell_state = cell == "lstm"
         self._spare_gx = []     # the input projection's buffer between calls (see _direction)
-        G, H = (4 if cell == "lstm" else 3), self.hidden_size
+        G, H = _GATES[cell], self.hidden_size
         self.weights = {}
         for layer in range(self.num_layers):
             cols = self.input_size if layer == 0 else H * self.num_directions
@@ -239,12 +242,20 @@ class QuantizedRecurrent(_Quantized):
                     bidirectional=self.bidirectional)
 
 
+def _quantizable(module) -> bool:
+    """The recurrent layers the int8 path runs: torch's LSTM, GRU and RNN cells, without the
+    options it does not implement (a projection of h; zoneout, whose evaluation mix the int8 step
+    leaves out). The others (layer-normalised cells, the textbook GRU) stay in float."""
+    return (type(module) in (LSTM, GRU, RNN) and module.cell in _GATES and not getattr(module, "proj_size", 0)
+            and not module.zoneout)
+
+
 def _quantized(module: Module):
     if isinstance(module, Linear):
         if module.weight.dtype != np.float32:
             raise TypeError("quantize_dynamic takes float32 models; this Linear is " + module.weight.dtype.name)
         return QuantizedLinear.from_float(module)
-    if isinstance(module, (LSTM, GRU)):
+    if _quantizable(module):
         if module.dtype != np.float32:
             raise TypeError(f"quantize_dynamic takes float32 models; this {type(module).__name__} is "
                             f"{module.dtype.name}")
@@ -253,8 +264,9 @@ def _quantized(module: Module):
 
 
 def quantize_dynamic(model: Module, dtype: str = "int8") -> Module:
-    """A new model (the original is untouched) whose Linear, LSTM and GRU layers, wherever they
-    sit, hold int8 weights; everything else is copied as it is. Inference only."""
+    """A new model (the original is untouched) whose Linear, LSTM, GRU and RNN layers, wherever
+    they sit, hold int8 weights; everything else is copied as it is (layer-normalised cells, the
+    textbook GRU, and LSTMs with proj_size or zoneout stay in float). Inference only."""
     if dtype not in ("int8", np.int8):
         raise ValueError(f"dtype must be 'int8' (the only quantised type), got {dtype!r}")
     if not isinstance(model, Module):

@@ -21,11 +21,18 @@ A config (TOML or JSON) has four sections; everything but ``data.path`` has a de
     test = 0.15
 
     [model]
-    cell = "lstm"              # or "gru"
+    cell = "lstm"              # "lstm", "gru" or "rnn"
     hidden_size = 64
     num_layers = 1
-    dropout = 0.0
+    dropout = 0.0              # between stacked layers
     bidirectional = false
+    recurrent_dropout = 0.0    # variational dropout on the h feeding the recurrent product (training)
+    zoneout = 0.0              # units keep their previous state with this probability (training)
+    layer_norm = false         # LayerNormLSTM / LayerNormGRU
+    forget_bias = 0.0          # lstm: added to the forget gate's bias at initialisation (Keras: 1.0)
+    proj_size = 0              # lstm: torch's projection of h (0: none; below hidden_size)
+    reset_after = true         # gru: torch's GRU (true) or the textbook's, reset before the product
+    nonlinearity = "tanh"      # rnn: "tanh" or "relu"
 
     [training]
     epochs = 200               # at most; early stopping (patience) ends most runs long before.
@@ -55,7 +62,7 @@ import numpy as np
 
 from . import callbacks, data, distributed, optim, tables, transforms
 from .layers import LastTimestep, Linear
-from .recurrent import GRU, LSTM
+from .recurrent import GRU, LSTM, RNN, LayerNormGRU, LayerNormLSTM
 from .sequential import Sequential
 
 
@@ -64,6 +71,7 @@ class ConfigError(ValueError):
 
 
 _POS_INT, _NONNEG_INT, _FRACTION, _POS_FLOAT, _NONNEG_FLOAT = "pos_int", "nonneg_int", "fraction", "pos_float", "nonneg_float"
+_NUMBER = "number"
 SCHEMA = {
     "data": {"path": (str, None), "columns": ("columns", None), "target": ("column", None),
              "lookback": (_POS_INT, 30), "horizon": (_POS_INT, 1), "stride": (_POS_INT, 1),
@@ -71,8 +79,11 @@ SCHEMA = {
              "test": (_FRACTION, 0.15), "time": ("time", None),
              "missing": (tables.MISSING_MODES, "interpolate"),
              "transform": (("auto",) + transforms.TRANSFORMS, "auto"), "season": ("season", None)},
-    "model": {"cell": (("lstm", "gru"), "lstm"), "hidden_size": (_POS_INT, 64), "num_layers": (_POS_INT, 1),
-              "dropout": (_FRACTION, 0.0), "bidirectional": (bool, False)},
+    "model": {"cell": (("lstm", "gru", "rnn"), "lstm"), "hidden_size": (_POS_INT, 64), "num_layers": (_POS_INT, 1),
+              "dropout": (_FRACTION, 0.0), "bidirectional": (bool, False),
+              "recurrent_dropout": (_FRACTION, 0.0), "zoneout": (_FRACTION, 0.0), "layer_norm": (bool, False),
+              "forget_bias": (_NUMBER, 0.0), "proj_size": (_NONNEG_INT, 0), "reset_after": (bool, True),
+              "nonlinearity": (("tanh", "relu"), "tanh")},
     "training": {"epochs": (_POS_INT, 200), "batch_size": (_POS_INT, 32),
                  "optimizer": (("adam", "adamw", "sgd", "rmsprop"), "adam"), "lr": (_POS_FLOAT, 1e-3),
                  "clip_grad_norm": (_NONNEG_FLOAT, 1.0), "patience": (_NONNEG_INT, 10), "seed": (_NONNEG_INT, 0),
@@ -106,6 +117,8 @@ def _check_value(field, kind, value):
         fail("a positive number")
     elif kind == _NONNEG_FLOAT and not (is_num and value >= 0):
         fail("a number >= 0")
+    elif kind == _NUMBER and not (is_num and np.isfinite(value)):
+        fail("a number")
     elif kind == "column" and not (isinstance(value, str) or is_int):
         fail("a column name or index")
     elif kind == "time" and not (value is False or isinstance(value, str) or is_int):
@@ -162,6 +175,7 @@ def load_config(path) -> dict:
                 raise ConfigError("data.path: missing (the CSV or NPY file to train on)")
             else:
                 config[section][key] = default
+    _check_model(config["model"])
     d = config["data"]
     if d["val"] + d["test"] >= 1:
         raise ConfigError(f"data.val + data.test: must be below 1, got {d['val'] + d['test']}")
@@ -170,6 +184,45 @@ def load_config(path) -> dict:
     for key in ("model", "history"):
         config["output"][key] = os.path.join(folder, config["output"][key])
     return config
+
+
+def _check_model(m):
+    """The model options that only some cells take, checked against the cell."""
+    def fail(field, why):
+        raise ConfigError(f"model.{field}: {why}")
+
+    cell = m["cell"]
+    if m["proj_size"]:
+        if cell != "lstm" or m["layer_norm"]:
+            fail("proj_size", f"only a plain lstm has a projection (cell is {cell!r}"
+                 + (", layer_norm = true)" if m["layer_norm"] else ")"))
+        if m["proj_size"] >= m["hidden_size"]:
+            fail("proj_size", f"must be below hidden_size ({m['hidden_size']}), got {m['proj_size']}")
+        if m["zoneout"]:
+            fail("zoneout", "cannot be combined with proj_size")
+    if m["forget_bias"] and cell != "lstm":
+        fail("forget_bias", f"only an lstm has a forget gate (cell is {cell!r})")
+    if m["layer_norm"] and cell == "rnn":
+        fail("layer_norm", "is for lstm and gru (LayerNormLSTM, LayerNormGRU)")
+    if not m["reset_after"] and (cell != "gru" or m["layer_norm"]):
+        fail("reset_after", "false is the textbook gru's (cell = \"gru\", layer_norm = false)")
+    if m["nonlinearity"] != "tanh" and cell != "rnn":
+        fail("nonlinearity", f"is the rnn cell's (cell is {cell!r})")
+
+
+def recurrent_layer(m, input_size, seed):
+    """The recurrent layer a config's [model] section describes (batch-first)."""
+    kw = dict(num_layers=m["num_layers"], batch_first=True, dropout=m["dropout"], bidirectional=m["bidirectional"],
+              seed=seed, recurrent_dropout=m["recurrent_dropout"], zoneout=m["zoneout"])
+    if m["cell"] == "rnn":
+        return RNN(input_size, m["hidden_size"], nonlinearity=m["nonlinearity"], **kw)
+    if m["cell"] == "gru":
+        if m["layer_norm"]:
+            return LayerNormGRU(input_size, m["hidden_size"], **kw)
+        return GRU(input_size, m["hidden_size"], reset_after=m["reset_after"], **kw)
+    if m["layer_norm"]:
+        return LayerNormLSTM(input_size, m["hidden_size"], forget_bias=m["forget_bias"], **kw)
+    return LSTM(input_size, m["hidden_size"], proj_size=m["proj_size"], forget_bias=m["forget_bias"], **kw)
 
 
 # -- data files -----------------------------------------------------------------------------
@@ -330,11 +383,8 @@ def train_from_config(config_path, say=print) -> dict:
     XY = {k: (_windows(sfeats, o, L), scale_y(feats[o[:, None] + ahead, target])) for k, o in
           (("train", o_tr), ("val", o_va), ("test", o_te))}
 
-    cell = LSTM if m["cell"] == "lstm" else GRU
-    D = 2 if m["bidirectional"] else 1
-    model = Sequential(cell(len(names), m["hidden_size"], num_layers=m["num_layers"], batch_first=True,
-                            dropout=m["dropout"], bidirectional=m["bidirectional"], seed=t["seed"]),
-                       LastTimestep(), Linear(D * m["hidden_size"], H, seed=t["seed"]))
+    rnn = recurrent_layer(m, len(names), t["seed"])
+    model = Sequential(rnn, LastTimestep(), Linear(rnn.num_directions * rnn.state_size, H, seed=t["seed"]))
     opt = optim.get(t["optimizer"], model.parameters(), lr=t["lr"])
     cbs = [callbacks.EarlyStopping(patience=t["patience"])] if t["patience"] else []
     say(f"training {m['cell'].upper()}({m['hidden_size']}) x{m['num_layers']} on {len(o_tr)} windows of "

@@ -1,9 +1,18 @@
-"""LSTM and GRU layers with PyTorch's parameters, semantics and weight layout.
+"""LSTM, GRU and RNN layers with PyTorch's parameters, semantics and weight layout, and the
+cells beyond torch's: layer-normalised LSTM/GRU, recurrent dropout and zoneout.
 
 Each layer of the stack is one C++ call per forward and one per backward, covering all
 time steps and both directions (running concurrently) with the GIL released. Variable-length
 batches are handled natively from ``lengths`` (no packing): outputs past a sequence's end
 are zero and the final states are those at each sequence's last valid step.
+
+Regularisers inside the step loop (training mode only; masks drawn here from the layer's
+generator, so ``seed=`` and ``ln.manual_seed`` reproduce them, and applied in C++):
+``recurrent_dropout=p`` drops units of the h that feeds the recurrent product with one mask
+per sequence (variational dropout, Gal & Ghahramani 2016; Keras' recurrent_dropout);
+``zoneout=p`` lets every unit keep its previous h and c with probability p at each step
+(Krueger et al. 2017), and in evaluation mixes them by p (h = p h_prev + (1 - p) h_new, as
+lmnt-com/haste).
 """
 from __future__ import annotations
 
@@ -30,41 +39,70 @@ def _same_last_steps(a, b) -> bool:
 
 
 class RecurrentBase(Module):
-    """The machinery LSTM and GRU share; subclasses name the cell."""
+    """The machinery every recurrent layer shares; subclasses name the cell."""
 
     takes_lengths = True
 
-    cell = ""           # the C++ cell: "lstm" or "gru"
+    cell = ""           # the C++ cell ("lstm", "gru", "gru_reset_before", "rnn_tanh", "rnn_relu", "ln_lstm", "ln_gru")
     gates = 0           # gates per hidden unit
     has_cell_state = False
+    layer_norm = False  # layer-normalised products (and cell state): gains per layer and direction
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 seed=None, dtype=np.float32):
+                 seed=None, dtype=np.float32, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 proj_size: int = 0, forget_bias: float = 0.0):
         super().__init__()
         self.input_size = positive_int("input_size", input_size)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
         dropout = probability("dropout", dropout)
+        self.recurrent_dropout = probability("recurrent_dropout", recurrent_dropout)
+        self.zoneout = probability("zoneout", zoneout)
+        if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or proj_size < 0:
+            raise ValueError(f"proj_size must be an integer >= 0, got {proj_size!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}")
+        if proj_size and self.zoneout:
+            raise ValueError("zoneout with proj_size is not supported: h (proj_size) and c (hidden_size) "
+                             "would need masks of two widths")
+        if isinstance(forget_bias, bool) or not isinstance(forget_bias, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(forget_bias):
+            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
+        if forget_bias and not bias:
+            raise ValueError("forget_bias needs bias=True (it is added to the forget gate's bias)")
         dtype = float_dtype(dtype)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
-        self.dropout = float(dropout)
+        self.dropout = dropout
         self.bidirectional = bool(bidirectional)
         self.dtype = dtype
+        self.proj_size = int(proj_size)
+        self.forget_bias = float(forget_bias)
 
-        # PyTorch's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
+        # PyTorch's initialisation: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)), drawn in
+        # torch's order (w_ih, w_hh, b_ih, b_hh, w_hr per direction); layer-norm gains 1, shifts 0.
         rng = seeding.generator(seed)
         bound = 1.0 / math.sqrt(hidden_size)
-        rows = self.gates * hidden_size
+        H, S, rows = hidden_size, self.state_size, self.gates * hidden_size
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            layer_input = input_size if layer == 0 else S * self.num_directions
             for suffix in self._suffixes(layer):
                 setattr(self, "weight_ih" + suffix, Parameter(rng.uniform(-bound, bound, (rows, layer_input)).astype(dtype)))
-                setattr(self, "weight_hh" + suffix, Parameter(rng.uniform(-bound, bound, (rows, hidden_size)).astype(dtype)))
+                setattr(self, "weight_hh" + suffix, Parameter(rng.uniform(-bound, bound, (rows, S)).astype(dtype)))
                 if bias:
-                    setattr(self, "bias_ih" + suffix, Parameter(rng.uniform(-bound, bound, rows).astype(dtype)))
+                    b_ih = rng.uniform(-bound, bound, rows)
+                    b_ih[H:2 * H] += self.forget_bias      # LSTM's forget gate (Keras' unit_forget_bias: 1.0)
+                    setattr(self, "bias_ih" + suffix, Parameter(b_ih.astype(dtype)))
                     setattr(self, "bias_hh" + suffix, Parameter(rng.uniform(-bound, bound, rows).astype(dtype)))
+                if self.proj_size:
+                    setattr(self, "weight_hr" + suffix, Parameter(rng.uniform(-bound, bound, (S, H)).astype(dtype)))
+                if self.layer_norm:
+                    setattr(self, "ln_weight_ih" + suffix, Parameter(np.ones(rows, dtype)))
+                    setattr(self, "ln_weight_hh" + suffix, Parameter(np.ones(rows, dtype)))
+                    if self.has_cell_state:
+                        setattr(self, "ln_weight_c" + suffix, Parameter(np.ones(H, dtype)))
+                        setattr(self, "ln_bias_c" + suffix, Parameter(np.zeros(H, dtype)))
         self._dropout_rng = np.random.default_rng(rng.integers(2**63))
         self._workspaces = [core.RecurrentWorkspace() for _ in range(num_layers)]
         self._ctx = None
@@ -73,58 +111,92 @@ class RecurrentBase(Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def state_size(self) -> int:
+        """The width of h (and of each direction's output): proj_size when projected, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def _param_names(self):
+        """A direction's parameters in the order the core takes them."""
+        names = _WEIGHT_NAMES + (("weight_hr",) if self.proj_size else ())
+        if self.layer_norm:
+            names += ("ln_weight_ih", "ln_weight_hh") + (("ln_weight_c", "ln_bias_c") if self.has_cell_state else ())
+        return names
+
     def _suffixes(self, layer: int):
         return [f"_l{layer}"] + ([f"_l{layer}_reverse"] if self.bidirectional else [])
 
     def _layer_parameters(self, layer: int):
-        """Per direction, the (w_ih, w_hh, b_ih, b_hh) Parameters (None for absent biases)."""
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh[, extras]) Parameters (None for absent biases)."""
         cached = self.__dict__.get("_parameter_objects")   # the Parameters by layer, kept until any module changes
         if cached is None or cached[0] != module_structure_version():
+            names = self._param_names
             cached = (module_structure_version(),
-                      [[tuple(getattr(self, name + suffix, None) for name in _WEIGHT_NAMES)
+                      [[tuple(getattr(self, name + suffix, None) for name in names)
                         for suffix in self._suffixes(k)] for k in range(self.num_layers)])
             self._parameter_objects = cached
         return cached[1][layer]
 
     def _layer_params(self, layer: int, attr: str):
-        """Per direction, the (w_ih, w_hh, b_ih, b_hh) arrays of Parameter attribute `attr`."""
+        """Per direction, the (w_ih, w_hh, b_ih, b_hh[, extras]) arrays of Parameter attribute `attr`."""
         return [tuple(None if p is None else getattr(p, attr) for p in ps) for ps in self._layer_parameters(layer)]
 
-    def _layer_forward(self, layer, layer_input, lengths, h0, c0, keep):
+    def _layer_forward(self, layer, layer_input, lengths, h0, c0, keep, rec_mask=None, keep_mask=None, zoneout=0.0):
         """One layer of the stack through the core, which keeps what it prepares from the
         weights (packed matrices) for the next call while their version stays the same and no
-        reference to them is held outside their Parameters (parameter.py)."""
+        reference to them is held outside their Parameters (parameter.py). rec_mask, keep_mask,
+        zoneout: this layer's recurrent dropout and zoneout (_regularisers)."""
         params = [p for ps in self._layer_parameters(layer) for p in ps if p is not None]
         version = -1 if any(p.shared() for p in params) else max(p.version for p in params)
         return core.recurrent_forward(self.cell, layer_input, self.batch_first, lengths,
                                       self._layer_params(layer, "array"), h0, c0, self._workspaces[layer], keep,
-                                      version)
+                                      version, rec_mask, keep_mask, zoneout)
 
-    def _state(self, value, name: str, batch: int):
+    def _state(self, value, name: str, batch: int, width: int):
         if value is None:
             return None
         arr = float_array(value, name, self.dtype)
-        require_shape(arr, name, (self.num_layers * self.num_directions, batch, self.hidden_size),
-                      "(num_layers * num_directions, batch, hidden_size)")
+        size = "hidden_size" if width == self.hidden_size else "proj_size"
+        require_shape(arr, name, (self.num_layers * self.num_directions, batch, width),
+                      f"(num_layers * num_directions, batch, {size})")
         return arr
+
+    def _regularisers(self, out_shape, batch):
+        """This layer's recurrent dropout mask (D, B, S) and zoneout keep mask (like its output,
+        uint8) for one forward in training, or the zoneout probability in evaluation."""
+        rng, D, S = self._dropout_rng, self.num_directions, self.state_size
+        rec_mask = keep_mask = None
+        if not self.training:
+            return rec_mask, keep_mask, self.zoneout
+        if self.recurrent_dropout:
+            keep = 1.0 - self.recurrent_dropout
+            rec_mask = (rng.random((D, batch, S), dtype=np.float32) < keep).astype(self.dtype) / self.dtype.type(keep)
+        if self.zoneout:
+            keep_mask = (rng.random(out_shape, dtype=np.float32) < self.zoneout).view(np.uint8)
+        return rec_mask, keep_mask, 0.0
 
     def _run(self, x, h0, c0, lengths):
         """Forward through the stack; returns (out, h_n, c_n or None)."""
         x = sequence_batch(x, "x", self.input_size, self.dtype, self.batch_first)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else (x.shape[0], x.shape[1])
         lengths = lengths_array(lengths, batch, steps)
-        h0 = self._state(h0, "h0", batch)
-        c0 = self._state(c0, "c0", batch)
+        D, H, S = self.num_directions, self.hidden_size, self.state_size
+        h0 = self._state(h0, "h0", batch, S)
+        c0 = self._state(c0, "c0", batch, H)
         keep = is_grad_enabled()
-        D, H = self.num_directions, self.hidden_size
-        h_n = np.empty((self.num_layers * D, batch, H), self.dtype)
-        c_n = np.empty_like(h_n) if self.has_cell_state else None
-        inputs, masks = [], []
+        h_n = np.empty((self.num_layers * D, batch, S), self.dtype)
+        c_n = np.empty((self.num_layers * D, batch, H), self.dtype) if self.has_cell_state else None
+        inputs, masks, rec_masks, keep_masks = [], [], [], []
+        out_shape = x.shape[:2] + (D * S,)
         layer_input = x
         for layer in range(self.num_layers):
             sl = slice(layer * D, (layer + 1) * D)
+            rec_mask, keep_mask, zoneout = self._regularisers(out_shape, batch)
+            rec_masks.append(rec_mask)
+            keep_masks.append(keep_mask)
             out, h, c = self._layer_forward(layer, layer_input, lengths, None if h0 is None else h0[sl],
-                                            None if c0 is None else c0[sl], keep)
+                                            None if c0 is None else c0[sl], keep, rec_mask, keep_mask, zoneout)
             h_n[sl] = h
             if c_n is not None:
                 c_n[sl] = c
@@ -138,6 +210,7 @@ class RecurrentBase(Module):
                 masks.append(None)
             layer_input = out
         self._last_masks = masks  # the dropout masks used (None: no dropout)
+        self._last_recurrent_masks, self._last_zoneout_masks = rec_masks, keep_masks   # per layer, likewise
         last_steps = None if lengths is None else lengths - 1   # None: every sequence ends at T - 1
         self._ctx = dict(inputs=inputs, masks=masks, batch=batch, out_shape=layer_input.shape,
                          last_steps=last_steps) if keep else None
@@ -148,7 +221,7 @@ class RecurrentBase(Module):
         if ctx is None:
             raise ValueError(f"{type(self).__name__}.backward needs a forward first (outside no_grad); "
                              "each forward serves one backward")
-        D, H, L, batch = self.num_directions, self.hidden_size, self.num_layers, ctx["batch"]
+        D, H, S, L, batch = self.num_directions, self.hidden_size, self.state_size, self.num_layers, ctx["batch"]
         grad = last_grad = None
         if isinstance(dout, LastStepGradient) and self.batch_first and dout.shape == ctx["out_shape"] \
                 and _same_last_steps(dout.last, ctx["last_steps"]):
@@ -158,16 +231,16 @@ class RecurrentBase(Module):
         if dout is not None:
             grad = float_array(dout, "dout", self.dtype)
             require_shape(grad, "dout", ctx["out_shape"], "(the forward's output shape)")
-        state_shape = (L * D, batch, H)
+        h_shape, c_shape = (L * D, batch, S), (L * D, batch, H)
         if dh_n is not None:
             dh_n = float_array(dh_n, "dh_n", self.dtype)
-            require_shape(dh_n, "dh_n", state_shape)
+            require_shape(dh_n, "dh_n", h_shape)
         if dc_n is not None:
             dc_n = float_array(dc_n, "dc_n", self.dtype)
-            require_shape(dc_n, "dc_n", state_shape)
+            require_shape(dc_n, "dc_n", c_shape)
         self._ctx = None  # the arguments are good: this backward consumes the forward
-        dh0 = np.empty(state_shape, self.dtype)
-        dc0 = np.empty(state_shape, self.dtype) if self.has_cell_state else None
+        dh0 = np.empty(h_shape, self.dtype)
+        dc0 = np.empty(c_shape, self.dtype) if self.has_cell_state else None
         dx = None
         for layer in reversed(range(L)):
             sl = slice(layer * D, (layer + 1) * D)
@@ -193,9 +266,9 @@ class RecurrentBase(Module):
             raise ValueError("step() runs a unidirectional layer one step at a time; a bidirectional layer "
                              "needs the whole sequence")
         x, unbatched = self._step_input(x_t)
-        shape = (self.num_layers, x.shape[0], self.hidden_size)
+        shape = (self.num_layers, x.shape[0], self.state_size)
         h = self._fresh_state(h0, "h0", shape)
-        c = self._fresh_state(c0, "c0", shape) if self.has_cell_state else None
+        c = self._fresh_state(c0, "c0", shape[:2] + (self.hidden_size,)) if self.has_cell_state else None
         self._advance(x, h, c)
         return (h[-1, 0] if unbatched else h[-1]), h, c
 
@@ -206,7 +279,8 @@ class RecurrentBase(Module):
         if type(given) is np.ndarray and given.shape == shape and given.dtype == self.dtype:
             return given.copy()          # the common case, a state a step returned: one copy
         arr = float_array(given, name, self.dtype)
-        require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
+        require_shape(arr, name, shape, "(num_layers, batch, hidden_size)" if shape[2] == self.hidden_size
+                      else "(num_layers, batch, proj_size)")
         return arr.copy()                # (the core checks that the state is finite)
 
     def _step_input(self, x_t):
@@ -222,12 +296,14 @@ class RecurrentBase(Module):
         return x, unbatched
 
     def _advance(self, x, h, c):
-        """One step through the stack; the core updates h and c (num_layers, batch, hidden) in place."""
+        """One step through the stack, with evaluation's semantics (no recurrent dropout, zoneout's
+        expectation); the core updates h and c (num_layers, batch, hidden) in place."""
         params = self.__dict__    # parameters are plain attributes (Module.__setattr__); direct reads save ~2 us a step
+        names = self._param_names
         for layer in range(self.num_layers):
-            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.array for name in _WEIGHT_NAMES)
+            weights = tuple(None if (p := params.get(f"{name}_l{layer}")) is None else p.array for name in names)
             core.recurrent_step(self.cell, x if layer == 0 else h[layer - 1], weights,
-                                h[layer], None if c is None else c[layer])
+                                h[layer], None if c is None else c[layer], self.zoneout)
 
     # Streams and stateful predict carry the state: (h, c) for an LSTM, h for a GRU.
     def _split_state(self, state):
@@ -248,23 +324,25 @@ class RecurrentBase(Module):
         # one model never share buffers); checks are kept to attribute tests on the hot path.
         h, c = self._split_state(state)
         x, unbatched = self._step_input(x_t)
-        shape = (self.num_layers, x.shape[0], self.hidden_size)
+        shape = (self.num_layers, x.shape[0], self.state_size)
+        c_shape = shape[:2] + (self.hidden_size,)
         if h is None:
             h = np.zeros(shape, self.dtype)
-            c = np.zeros(shape, self.dtype) if self.has_cell_state else None
+            c = np.zeros(c_shape, self.dtype) if self.has_cell_state else None
         elif self.has_cell_state and c is None:
             raise ValueError("an LSTM's state needs both h and c")
 
-        def own(given, name):   # the stream's own C-contiguous copy, checked
+        def own(given, name, shape):   # the stream's own C-contiguous copy, checked
             if type(given) is np.ndarray and given.shape == shape and given.dtype == self.dtype \
                     and given.flags.c_contiguous:
                 return given
             arr = float_array(given, name, self.dtype)
-            require_shape(arr, name, shape, "(num_layers, batch, hidden_size)")
+            require_shape(arr, name, shape, "(num_layers, batch, hidden_size)" if shape[2] == self.hidden_size
+                          else "(num_layers, batch, proj_size)")
             return arr.copy()
 
-        h = own(h, "h0")
-        c = None if c is None else own(c, "c0")
+        h = own(h, "h0", shape)
+        c = None if c is None else own(c, "c0", c_shape)
         self._advance(x, h, c)
         return (h[-1, 0] if unbatched else h[-1]), ((h, c) if self.has_cell_state else h)
 
@@ -281,7 +359,8 @@ class RecurrentBase(Module):
     def get_config(self) -> dict:
         return dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                     bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
-                    bidirectional=self.bidirectional, dtype=self.dtype.name)
+                    bidirectional=self.bidirectional, dtype=self.dtype.name,
+                    recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout)
 
     def get_extra_state(self):
         return {"dropout_rng": self._dropout_rng.bit_generator.state}
@@ -303,11 +382,28 @@ class LSTM(RecurrentBase):
     when batch_first; ``hx = (h0, c0)`` each (num_layers * num_directions, B, H).
     ``dx, (dh0, dc0) = lstm.backward(dout, dh_n=None, dc_n=None)``; parameter gradients
     accumulate in ``lstm.grads``.
+
+    Beyond torch.nn.LSTM's arguments: ``proj_size`` (torch's, so h_n and the output are
+    proj_size wide: h_t = W_hr (o * tanh(c_t)), weight_hr_l{k} (proj_size, H)),
+    ``recurrent_dropout`` and ``zoneout`` (see the module's docstring; train mode only, zoneout's
+    expectation in eval) and ``forget_bias`` (added to the forget gate's bias_ih at
+    initialisation; Keras' unit_forget_bias is 1.0).
     """
 
     cell = "lstm"
     gates = 4
     has_cell_state = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 seed=None, dtype=np.float32, *, proj_size: int = 0, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, forget_bias: float = 0.0):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, seed,
+                         dtype, recurrent_dropout=recurrent_dropout, zoneout=zoneout, proj_size=proj_size,
+                         forget_bias=forget_bias)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), proj_size=self.proj_size, forget_bias=self.forget_bias)
 
     def forward(self, x, hx=None, lengths=None):
         h0 = c0 = None
@@ -339,15 +435,38 @@ class LSTM(RecurrentBase):
 
 
 class GRU(RecurrentBase):
-    """Gated recurrent unit layer(s), as torch.nn.GRU (gate order r, z, n;
-    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))).
+    """Gated recurrent unit layer(s), as torch.nn.GRU (gate order r, z, n).
+
+    ``reset_after=True`` (the default) is torch's (and cuDNN's, and Keras 2's default)
+    formulation: the reset gate applies after the recurrent product,
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)). ``reset_after=False`` is the textbook's
+    (Cho et al. 2014; Keras' reset_after=False): it applies to h before the product,
+    n = tanh(W_in x + b_in + W_hn (r * h) + b_hn). Same parameters either way; the two
+    train equally well but compute different functions, so weights do not move between them.
 
     ``out, h_n = gru(x, hx=None, lengths=None)``; ``dx, dh0 = gru.backward(dout, dh_n=None)``.
+    ``recurrent_dropout`` and ``zoneout`` as LSTM's.
     """
 
-    cell = "gru"
     gates = 3
     has_cell_state = False
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 seed=None, dtype=np.float32, *, reset_after: bool = True, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0):
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise ValueError(f"reset_after must be True or False, got {reset_after!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, seed,
+                         dtype, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+        self.reset_after = bool(reset_after)
+
+    @property
+    def cell(self) -> str:
+        return "gru" if self.reset_after else "gru_reset_before"
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), reset_after=self.reset_after)
 
     def forward(self, x, hx=None, lengths=None):
         out, h_n, _ = self._run(x, hx, None, lengths)
@@ -361,3 +480,92 @@ class GRU(RecurrentBase):
         """One time step: ``h_t, h = gru.step(x_t, hx)``; see LSTM.step."""
         h_t, h, _ = self._step(x_t, hx, None)
         return h_t, h
+
+
+class RNN(RecurrentBase):
+    """Elman RNN layer(s), as torch.nn.RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) with
+    act ``nonlinearity`` = "tanh" or "relu"; weight_ih_l0 (H, I), weight_hh_l0 (H, H) ...
+
+    ``out, h_n = rnn(x, hx=None, lengths=None)``; ``dx, dh0 = rnn.backward(dout, dh_n=None)``;
+    ``recurrent_dropout`` and ``zoneout`` as LSTM's.
+    """
+
+    gates = 1
+    has_cell_state = False
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 seed=None, dtype=np.float32, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, seed,
+                         dtype, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+        self.nonlinearity = nonlinearity
+
+    @property
+    def cell(self) -> str:
+        return "rnn_" + self.nonlinearity
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), nonlinearity=self.nonlinearity)
+
+    forward = GRU.forward
+    backward = GRU.backward
+
+    def step(self, x_t, hx=None):
+        """One time step: ``h_t, h = rnn.step(x_t, hx)``; see LSTM.step."""
+        h_t, h, _ = self._step(x_t, hx, None)
+        return h_t, h
+
+
+class LayerNormLSTM(LSTM):
+    """LSTM with layer normalisation (Ba et al. 2016; as lmnt-com/haste's LayerNormLSTM):
+
+        a = LN(W_ih x) * ln_weight_ih + LN(W_hh h) * ln_weight_hh + b_ih + b_hh
+        c_t = f * c_{t-1} + i * g          h_t = o * tanh(LN(c_t) * ln_weight_c + ln_bias_c)
+
+    each LN over its whole vector (4H gate values, or H), eps 1e-5; the gate biases are the two
+    products' shifts. Parameters: LSTM's, plus ln_weight_ih_l{k}, ln_weight_hh_l{k} (4H,),
+    ln_weight_c_l{k}, ln_bias_c_l{k} (H,), initialised to 1 and 0. Same calls as LSTM
+    (no proj_size).
+    """
+
+    cell = "ln_lstm"
+    layer_norm = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 seed=None, dtype=np.float32, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+                 forget_bias: float = 0.0):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, seed,
+                         dtype, recurrent_dropout=recurrent_dropout, zoneout=zoneout, forget_bias=forget_bias)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        del config["proj_size"]
+        return config
+
+
+class LayerNormGRU(GRU):
+    """GRU with layer normalisation (as lmnt-com/haste's LayerNormGRU): torch's GRU on
+    ax = LN(W_ih x) * ln_weight_ih + b_ih and ah = LN(W_hh h) * ln_weight_hh + b_hh, so
+    n = tanh(ax_n + r * ah_n). Parameters: GRU's, plus ln_weight_ih_l{k}, ln_weight_hh_l{k}
+    (3H,), initialised to 1. Same calls as GRU (reset after the product only).
+    """
+
+    layer_norm = True
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 seed=None, dtype=np.float32, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, seed,
+                         dtype, recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+
+    @property
+    def cell(self) -> str:
+        return "ln_gru"
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        del config["reset_after"]
+        return config
