@@ -24,6 +24,7 @@ import contextlib
 import os
 import pickle
 import sys
+import time
 import traceback
 import weakref
 
@@ -412,6 +413,10 @@ class DataParallel:
                 traceback.print_exc()
                 sys.stdout.flush()
                 sys.stderr.flush()
+                # Abort tears down the launcher's output forwarding: on a loaded machine the
+                # traceback, already in the pipe, was lost (CI saw no output at all). Give the
+                # launcher a moment to pass it on; the other ranks wait in a reduction anyway.
+                time.sleep(1.0)
                 self.comm.Abort(1)
                 os._exit(1)                   # (Abort may return before the launcher ends us)
             raise
