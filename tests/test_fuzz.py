@@ -1018,18 +1018,21 @@ def test_elementwise_losses(data):
     same = ps == ts or (int(np.prod(ps)) == int(np.prod(ts)) and [d for d in ps if d != 1] == [d for d in ts if d != 1])
     target_numeric = np.asarray(td).dtype.kind in "fiub"
     valid = is_float_form(pred[1]) and target_numeric and same and _mask_fits(mask, ps)
+    if valid:
+        d = pd.astype(np.float64) - np.asarray(td, np.float64).reshape(ps)
+        w = np.ones(ps) if mask is None else np.broadcast_to(np.asarray(mask, bool).reshape(
+            np.shape(mask) + (1,) * (len(ps) - np.ndim(mask))), ps).astype(np.float64)
+        count = w.sum()
+        with np.errstate(all="ignore"):
+            ev = 0.0 if count == 0 else float(((d * d if name == "mse" else np.abs(d)) * w).sum() / count)
+            eg = np.zeros(ps) if count == 0 else (2 * d if name == "mse" else np.sign(d)) * w / count
+            # a finite gradient past pred's dtype's range is refused, naming pred (found by the long run)
+            valid = not (np.isfinite(eg).all() and not np.isfinite(eg.astype(pd.dtype)).all())
     check_validity(valid, got)
     if isinstance(got, Raised):
         return
     value, grad = got
     assert isinstance(value, float) and grad.shape == ps and grad.dtype == pd.dtype
-    d = pd.astype(np.float64) - np.asarray(td, np.float64).reshape(ps)
-    w = np.ones(ps) if mask is None else np.broadcast_to(np.asarray(mask, bool).reshape(
-        np.shape(mask) + (1,) * (len(ps) - np.ndim(mask))), ps).astype(np.float64)
-    count = w.sum()
-    with np.errstate(all="ignore"):
-        ev = 0.0 if count == 0 else float(((d * d if name == "mse" else np.abs(d)) * w).sum() / count)
-        eg = np.zeros(ps) if count == 0 else (2 * d if name == "mse" else np.sign(d)) * w / count
     tol = 1e-2 if pd.dtype == np.float16 else 1e-6
     np.testing.assert_allclose(value, ev, rtol=tol, atol=tol, equal_nan=True)
     np.testing.assert_allclose(grad.astype(np.float64), eg, rtol=tol, atol=tol, equal_nan=True)

@@ -529,3 +529,23 @@ def test_cross_entropy_masks_positions_not_classes():
     with pytest.raises(ValueError, match="mask must cover the leading axes of target"):
         ln.losses.cross_entropy(logits, np.array([0, 1]), mask=np.ones((2, 3), bool))
     assert ln.losses.cross_entropy(logits, np.array([0, 1]), mask=np.array([True, False]))[0] > 0
+
+
+@pytest.mark.parametrize("name", ["mse", "mae"])
+def test_a_gradient_past_the_predictions_dtype_is_refused(name):
+    # mse of a float16 prediction against the int32 target -2**31: the gradient 4.3e9 became inf
+    # in float16 (an inf gradient, then NaN parameters) with no error; found by the long fuzz run.
+    # mae's gradient (a sign over the count) cannot overflow and still goes through.
+    pred, target = np.array(0.1257, np.float16), np.array(-2**31, np.int32)
+    if name == "mse":
+        with pytest.raises(ValueError, match="mse: the gradient overflows pred's dtype float16"):
+            ln.losses.mse(pred, target)
+        with pytest.raises(ValueError, match="overflows pred's dtype float32"):
+            ln.losses.mse(np.zeros(3, np.float32), np.full(3, 1e300))
+    else:
+        value, grad = ln.losses.mae(pred, target)
+        assert value == pytest.approx(2**31) and grad == 1
+    value, grad = getattr(ln.losses, name)(pred.astype(np.float32), target)     # float32 holds it
+    assert np.isfinite(grad).all() and value > 0
+    value, grad = getattr(ln.losses, name)(np.array(np.nan, np.float16), target)   # NaN stays NaN, as before
+    assert np.isnan(value)

@@ -37,6 +37,18 @@ def _same_shape(target, pred):
     return target
 
 
+def _gradient(grad64, pred, name):
+    """The float64 gradient in pred's dtype; a value past that dtype's range (float16 holds up
+    to 65504) would become inf there and every parameter behind it NaN, so it is refused."""
+    with np.errstate(over="ignore"):       # an overflow is reported below, as an error
+        grad = grad64.astype(pred.dtype, copy=False)
+    if grad.dtype != np.float64 and not np.isfinite(grad).all() and np.isfinite(grad64).all():
+        raise ValueError(f"{name}: the gradient overflows pred's dtype {pred.dtype} (|gradient| up to "
+                         f"{np.max(np.abs(grad64)):.3g}, {pred.dtype} holds up to {np.finfo(pred.dtype).max:.3g}): "
+                         f"pass pred as float32 or float64, or scale the target")
+    return grad
+
+
 def _elementwise(pred, target, mask, name, value_fn, grad_fn):
     pred, target, mask = _prepare(pred, target, mask, name)
     target = _same_shape(target, pred)
@@ -53,8 +65,7 @@ def _elementwise(pred, target, mask, name, value_fn, grad_fn):
         return 0.0, np.zeros_like(pred)
     value = float(np.sum(value_fn(diff) * weight) / count)
     # times (weight / count), as mse's fast path scales by 2 / n: the same bits either way
-    grad = (grad_fn(diff) * (weight / count)).astype(pred.dtype, copy=False)
-    return value, grad
+    return value, _gradient(grad_fn(diff) * (weight / count), pred, name)
 
 
 def mse(pred, target, mask=None):
@@ -67,7 +78,7 @@ def mse(pred, target, mask=None):
         diff -= target
         value = float(np.square(diff).sum() / diff.size)
         diff *= 2.0 / diff.size
-        return value, diff.astype(pred.dtype, copy=False)
+        return value, _gradient(diff, pred, "mse")
     return _elementwise(pred, target, mask, "mse", lambda d: d * d, lambda d: 2 * d)
 
 
