@@ -97,19 +97,31 @@ def plain_lengths(value):
 # -- recurrent layers ----------------------------------------------------------------------
 @st.composite
 def recurrent_config(draw):
-    cls = draw(st.sampled_from([ln.LSTM, ln.GRU]))
-    return cls, dict(input_size=draw(st.integers(1, 4)), hidden_size=draw(st.integers(1, 4)),
-                     num_layers=draw(st.integers(1, 2)), bias=draw(st.booleans()), batch_first=draw(st.booleans()),
-                     bidirectional=draw(st.booleans()), dtype=draw(layer_dtypes), seed=draw(seeds))
+    """A recurrent layer class and its arguments: LSTM (with or without proj_size), GRU (either
+    reset placement), RNN (tanh or relu) and the layer-normalised cells."""
+    cls = draw(st.sampled_from([ln.LSTM, ln.GRU, ln.RNN, ln.LayerNormLSTM, ln.LayerNormGRU]))
+    cfg = dict(input_size=draw(st.integers(1, 4)), hidden_size=draw(st.integers(1, 4)),
+               num_layers=draw(st.integers(1, 2)), bias=draw(st.booleans()), batch_first=draw(st.booleans()),
+               bidirectional=draw(st.booleans()), dtype=draw(layer_dtypes), seed=draw(seeds))
+    if cls is ln.LSTM and cfg["hidden_size"] > 1 and draw(st.booleans()):
+        cfg["proj_size"] = draw(st.integers(1, cfg["hidden_size"] - 1))
+    elif cls is ln.GRU:
+        cfg["reset_after"] = draw(st.booleans())
+    elif cls is ln.RNN:
+        cfg["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]))
+    return cls, cfg
+
+
+def state_widths(layer):
+    """Widths of the layer's states: h (proj_size when projected), and c (hidden_size)."""
+    S = getattr(layer, "proj_size", 0) or layer.hidden_size
+    return (S, layer.hidden_size) if layer.has_cell_state else (S,)
 
 
 def recurrent_reference(layer, x, h0, c0, lengths):
-    fn = reference.lstm_forward if isinstance(layer, ln.LSTM) else reference.gru_forward
-    kw = dict(num_layers=layer.num_layers, bidirectional=layer.bidirectional, h0=h0, lengths=lengths,
-              batch_first=layer.batch_first)
-    if isinstance(layer, ln.LSTM):
-        kw["c0"] = c0
-    result = fn(x, layer.state_dict(), **kw)
+    result = reference.rnn_forward(layer.cell, x, layer.state_dict(), num_layers=layer.num_layers,
+                                   bidirectional=layer.bidirectional, h0=h0, lengths=lengths,
+                                   batch_first=layer.batch_first, c0=c0 if layer.has_cell_state else None)
     return result[:-1]
 
 
@@ -118,15 +130,15 @@ def recurrent_reference(layer, x, h0, c0, lengths):
 def test_recurrent_forward_backward(data):
     draw = data.draw
     cls, cfg = draw(recurrent_config())
-    lstm = cls is ln.LSTM
     a, b = cls(**cfg), cls(**cfg)            # a takes the plain arguments, b their drawn forms
-    I, H, dtype = cfg["input_size"], cfg["hidden_size"], np.dtype(cfg["dtype"])
+    lstm, widths = a.has_cell_state, state_widths(a)
+    I, S, dtype = cfg["input_size"], widths[0], np.dtype(cfg["dtype"])
     LD = cfg["num_layers"] * (2 if cfg["bidirectional"] else 1)
     T, B = draw(st.integers(0, 4)), draw(st.integers(0, 3))
     shape = (B, T, I) if cfg["batch_first"] else (T, B, I)
     x = draw(float_arg(shape))
     lengths, _ = draw(lengths_arg(B, T))
-    states = [draw(float_arg((LD, B, H))) for _ in range(2 if lstm else 1)] if draw(st.booleans()) else None
+    states = [draw(float_arg((LD, B, w))) for w in widths] if draw(st.booleans()) else None
     names = ["x", "lengths", "hx", "h0", "c0"]
 
     def call(layer, args, lens, st_):
@@ -140,7 +152,8 @@ def test_recurrent_forward_backward(data):
     valid = float_ok(x, xs) and len(xs) == 3 and xs[2] == I and min(xs[:2]) > 0
     if valid:
         Bx, Tx = (xs[0], xs[1]) if cfg["batch_first"] else (xs[1], xs[0])
-        valid = lengths_valid(lengths, Bx, Tx) and (states is None or all(float_ok(s, (LD, Bx, H)) for s in states))
+        valid = lengths_valid(lengths, Bx, Tx) and (states is None or all(float_ok(s, (LD, Bx, w))
+                                                                            for s, w in zip(states, widths)))
     assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
     if not valid:
         return
@@ -157,14 +170,14 @@ def test_recurrent_forward_backward(data):
 
     # backward: dout (sometimes the wrong shape or dtype), and final-state gradients
     dout = draw(float_arg(out.shape))
-    dh = draw(float_arg((LD, Bx, H))) if draw(st.booleans()) else None
+    dh = draw(float_arg((LD, Bx, S))) if draw(st.booleans()) else None
     kw_plain = {} if dh is None else {"dh_n": plain(dh[0], dtype)}
     kw_form = {} if dh is None else {"dh_n": dh[0]}
     bnames = ["dout", "dh_n", "dc_n"]
     expected = outcome(lambda: a.backward(plain(dout[0], dtype), **kw_plain), *bnames)
     got = outcome(lambda: b.backward(dout[0], **kw_form), *bnames)
     assert_same(got, expected)
-    valid = float_ok(dout, out.shape) and (dh is None or float_ok(dh, (LD, Bx, H)))
+    valid = float_ok(dout, out.shape) and (dh is None or float_ok(dh, (LD, Bx, S)))
     assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
     assert_same(b.grads, a.grads)
     if valid:
@@ -178,14 +191,14 @@ def test_recurrent_step(data):
     """layer.step on x_t (B, I) or (I,) in every form, with or without a carried state."""
     draw = data.draw
     cls, cfg = draw(recurrent_config())
-    lstm = cls is ln.LSTM
     a, b = cls(**cfg), cls(**cfg)
-    I, H, L, dtype = cfg["input_size"], cfg["hidden_size"], cfg["num_layers"], np.dtype(cfg["dtype"])
+    lstm, widths = a.has_cell_state, state_widths(a)
+    I, L, dtype = cfg["input_size"], cfg["num_layers"], np.dtype(cfg["dtype"])
     unbatched = draw(st.booleans())
     B = 1 if unbatched else draw(st.integers(0, 3))
     x_shape = (I,) if unbatched else (B, I)
     x = draw(float_arg(x_shape))
-    states = [draw(float_arg((L, B, H))) for _ in range(2 if lstm else 1)] if draw(st.booleans()) else None
+    states = [draw(float_arg((L, B, w))) for w in widths] if draw(st.booleans()) else None
     names = ["x_t", "hx", "h0", "c0", "h", "c", "bidirectional"]
 
     def call(layer, x_t, st_):
@@ -199,7 +212,7 @@ def test_recurrent_step(data):
     valid = not cfg["bidirectional"] and float_ok(x, xs) and len(xs) in (1, 2) and xs[-1] == I and xs[0] > 0
     B = 1 if len(xs) == 1 else (xs[0] if xs else 0)
     unbatched = len(xs) == 1
-    valid = valid and (states is None or all(float_ok(s, (L, B, H)) for s in states))
+    valid = valid and (states is None or all(float_ok(s, (L, B, w)) for s, w in zip(states, widths)))
     assert valid == (not isinstance(got, Raised)), f"valid={valid}, got {got!r}"
     if not valid:
         return
