@@ -30,14 +30,24 @@ def torch_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-TORCH = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-I, H, T, B = 6, 16, 7, 5
+I, H, T, B, P = 6, 16, 7, 5, 5
+# case -> torch class, its options, our class
+TORCH = {"lstm": (torch.nn.LSTM, {}, lnt.LSTM), "gru": (torch.nn.GRU, {}, lnt.GRU),
+         "rnn_tanh": (torch.nn.RNN, {"nonlinearity": "tanh"}, lnt.RNN),
+         "rnn_relu": (torch.nn.RNN, {"nonlinearity": "relu"}, lnt.RNN),
+         "lstm_proj": (torch.nn.LSTM, {"proj_size": P}, lnt.LSTM)}
+CELLS = list(TORCH)
+
+
+def has_cell_state(cell):
+    return cell.startswith("lstm")
 
 
 def pair(cell, dtype=torch.float32, **kw):
     """A stock torch module and a converted copy of it (the same weights, its own Parameters)."""
     torch.manual_seed(0)
-    stock = TORCH[cell](I, H, **kw).to(dtype)
+    cls, options = TORCH[cell][:2]
+    stock = cls(I, H, **options, **kw).to(dtype)
     return stock, lnt.convert(copy.deepcopy(stock))
 
 
@@ -47,17 +57,19 @@ def inputs(cell, layers, bidirectional, batch_first, with_hx, packing, dtype=tor
     g = torch.Generator().manual_seed(seed)
     D = 2 if bidirectional else 1
     x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g, dtype=dtype, requires_grad=True)
+    S = P if cell == "lstm_proj" else H                 # h's width; c's is H
+    widths = (S, H) if has_cell_state(cell) else (S,)
     hx = None
     if with_hx:
-        states = [torch.randn(layers * D, B, H, generator=g, dtype=dtype, requires_grad=True)
-                  for _ in range(2 if cell == "lstm" else 1)]
-        hx = tuple(states) if cell == "lstm" else states[0]
+        states = [torch.randn(layers * D, B, width, generator=g, dtype=dtype, requires_grad=True)
+                  for width in widths]
+        hx = tuple(states) if has_cell_state(cell) else states[0]
     lengths = None
     if packing == "sorted":
         lengths = torch.tensor([7, 7, 5, 2, 1])
     elif packing == "unsorted":
         lengths = torch.tensor([3, 7, 1, 6, 7])
-    w = [torch.randn(layers * D, B, H, generator=g, dtype=dtype) for _ in range(2)]
+    w = [torch.randn(layers * D, B, width, generator=g, dtype=dtype) for width in (S, H)]
     return x, hx, lengths, w
 
 
@@ -95,7 +107,7 @@ def assert_same(ours, theirs, tol=1e-5):
         assert rel_err(ours[key], theirs[key]) < tol, key
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layers,bidirectional,batch_first,with_hx,packing", list(itertools.product(
     [1, 2, 3], [False, True], [False, True], [False, True], [None, "sorted", "unsorted"])))
 def test_matches_torch(cell, layers, bidirectional, batch_first, with_hx, packing):
@@ -103,16 +115,18 @@ def test_matches_torch(cell, layers, bidirectional, batch_first, with_hx, packin
     stock, ours = pair(cell, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
                        dropout=0.3 if layers > 1 else 0.0)
     stock.eval(), ours.eval()
-    assert type(ours) is getattr(lnt, cell.upper())
+    assert type(ours) is TORCH[cell][2]
     args = inputs(cell, layers, bidirectional, batch_first, with_hx, packing, seed=layers)
     assert_same(run(ours, *args, batch_first), run(stock, *args, batch_first))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_matches_torch_without_bias_at_a_larger_size(cell):
     torch.set_num_threads(2)                      # both directions at once, the team split inside each
     torch.manual_seed(1)
-    stock = TORCH[cell](40, 72, num_layers=2, bias=False, bidirectional=True, batch_first=True)
+    cls, options = TORCH[cell][:2]
+    stock = cls(40, 72, num_layers=2, bias=False, bidirectional=True, batch_first=True,
+                **dict(options, proj_size=24) if "proj_size" in options else options)
     ours = lnt.convert(copy.deepcopy(stock))
     x = torch.randn(9, 30, 40, requires_grad=True)
     lengths = torch.tensor([30, 1, 17, 30, 4, 22, 9, 30, 12])
@@ -127,7 +141,7 @@ def test_matches_torch_without_bias_at_a_larger_size(cell):
         assert rel_err(a.detach().numpy(), b.detach().numpy()) < 1e-5
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("packing", [None, "unsorted"])
 def test_train_mode_dropout_draws_torchs_masks(cell, packing):
     """Train mode: the same draws from torch's generator as nn.LSTM, so the same units drop."""
@@ -160,23 +174,26 @@ def test_non_contiguous_and_unbatched_inputs():
     assert rel_err(g_ours(x1)[1].detach().numpy(), g_stock(x1)[1].detach().numpy()) < 1e-5
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("packed", [False, True])
 def test_gradcheck_float64(cell, packed):
     torch.manual_seed(2)
-    m = getattr(lnt, cell.upper())(2, 3, num_layers=2, bidirectional=True, batch_first=True).double()
+    cls, options, ours = TORCH[cell]
+    options = dict(options, proj_size=2) if "proj_size" in options else options
+    m = ours(2, 3, num_layers=2, bidirectional=True, batch_first=True, **options).double()
     x = torch.randn(3, 4, 2, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(4, 3, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 3, 2 if "proj_size" in options else 3, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(4, 3, 3, dtype=torch.float64, requires_grad=True)
+    lstm = has_cell_state(cell)
     lengths = torch.tensor([2, 4, 1])
 
     def f(x, h0, c0, *params):                # params are the module's own: gradcheck perturbs them in place
         inp = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False) if packed else x
-        out, hidden = m(inp, (h0, c0) if cell == "lstm" else h0)
+        out, hidden = m(inp, (h0, c0) if lstm else h0)
         out = out.data if packed else out
-        return (out,) + (hidden if cell == "lstm" else (hidden,))
+        return (out,) + (hidden if lstm else (hidden,))
 
-    args = (x, h0) + ((c0,) if cell == "lstm" else (torch.zeros(1, dtype=torch.float64),)) + tuple(m.parameters())
+    args = (x, h0) + ((c0,) if lstm else (torch.zeros(1, dtype=torch.float64),)) + tuple(m.parameters())
     assert torch.autograd.gradcheck(f, args, eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
@@ -276,32 +293,34 @@ def test_convert_in_place_keeps_parameters_and_optimizer():
 def test_convert_warns_once_listing_what_stays_torchs():
     model = torch.nn.ModuleDict(dict(
         ok=torch.nn.LSTM(I, H), proj=torch.nn.LSTM(I, H, proj_size=4), f16=torch.nn.GRU(I, H).half(),
-        rnn=torch.nn.RNN(I, H), mine=type("MyLSTM", (torch.nn.LSTM,), {})(I, H)))
+        rnn=torch.nn.RNN(I, H, nonlinearity="relu"), mine=type("MyLSTM", (torch.nn.LSTM,), {})(I, H),
+        f64=torch.nn.RNN(I, H).double(), mixed=torch.nn.RNN(I, H)))
+    model.mixed.weight_hh_l0.data = model.mixed.weight_hh_l0.data.double()
     with pytest.warns(lnt.FallbackWarning) as record:
         lnt.convert(model)
     assert len(record) == 1
     message = str(record[0].message)
-    for name in ("proj", "f16", "rnn", "mine"):
+    for name in ("f16", "mine", "mixed"):
         assert f"{name} (" in message
-    assert "ok (" not in message
-    assert type(model.ok) is lnt.LSTM
-    assert type(model.proj) is torch.nn.LSTM and type(model.f16) is torch.nn.GRU
-    assert type(model.rnn) is torch.nn.RNN and type(model.mine).__name__ == "MyLSTM"
+    for name in ("ok", "proj", "rnn", "f64"):
+        assert f"{name} (" not in message
+    assert type(model.ok) is lnt.LSTM and type(model.proj) is lnt.LSTM
+    assert type(model.rnn) is lnt.RNN and type(model.f64) is lnt.RNN
+    assert type(model.f16) is torch.nn.GRU and type(model.mixed) is torch.nn.RNN
+    assert type(model.mine).__name__ == "MyLSTM"
     with pytest.raises(TypeError, match="torch.nn.Module"):
         lnt.convert(ln.LSTM(I, H))
 
 
 def test_what_we_cannot_run_falls_back_to_torch():
     torch.manual_seed(0)
-    m = lnt.LSTM(I, H, proj_size=4)                 # constructed directly with an option we lack
-    ref = torch.nn.LSTM(I, H, proj_size=4)
+    m = lnt.LSTM(I, H).to(torch.bfloat16)           # constructed directly, in a dtype we lack
+    ref = torch.nn.LSTM(I, H).to(torch.bfloat16)
     ref.load_state_dict(m.state_dict())
-    x = torch.randn(T, B, I)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)   # torch's: projections run without oneDNN
-        with pytest.warns(lnt.FallbackWarning, match="proj_size"):
-            out, _ = m(x)
-        assert torch.allclose(out, ref(x)[0])
+    x = torch.randn(T, B, I, dtype=torch.bfloat16)
+    with pytest.warns(lnt.FallbackWarning, match="dtype torch.bfloat16"):
+        out, _ = m(x)
+    assert torch.equal(out, ref(x)[0])
     g = lnt.GRU(I, H).double()
     with pytest.raises(ValueError, match="dtype"):   # torch's own message: input and weights disagree
         with warnings.catch_warnings():

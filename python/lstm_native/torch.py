@@ -1,10 +1,10 @@
-"""PyTorch drop-in: ``torch.nn.LSTM`` / ``torch.nn.GRU`` running on lstm_native's kernels.
+"""PyTorch drop-in: ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` running on lstm_native's kernels.
 
     import lstm_native.torch as lnt
-    lnt.convert(model)                  # every nn.LSTM / nn.GRU inside now runs our kernels
+    lnt.convert(model)                  # every nn.LSTM / nn.GRU / nn.RNN inside now runs our kernels
     lnt.convert(model, revert=True)     # and back
 
-``lnt.LSTM`` and ``lnt.GRU`` are subclasses of ``nn.LSTM`` / ``nn.GRU``: the same constructor,
+``lnt.LSTM``, ``lnt.GRU`` and ``lnt.RNN`` subclass ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN``: the same constructor,
 the same ``nn.Parameter`` objects (names, shapes, initialisation), the same ``state_dict``,
 ``forward(input, hx=None)`` with a tensor or a ``PackedSequence``, returning the same types;
 only the computation differs. ``convert`` swaps the class of each module in place, so the
@@ -23,8 +23,7 @@ False both work.
 
 What runs torch's own implementation instead (``super().forward``, with a
 ``FallbackWarning`` once per reason): tensors on another device than the CPU, dtypes other
-than float32/float64 (float16, bfloat16), CPU autocast, ``proj_size > 0`` (not yet in our
-core), and inputs whose dtype or device disagree with the weights (torch then raises its own
+than float32/float64 (float16, bfloat16), CPU autocast, and inputs whose dtype or device disagree with the weights (torch then raises its own
 error).
 
 Dropout between layers (train mode): the masks are drawn exactly as ``nn.LSTM`` draws them on
@@ -49,8 +48,8 @@ Not supported: ``torch.jit.script`` / ``torch.compile`` / ONNX export of a conve
 transforms. NaN or infinity in the input or the incoming gradient raises ``ValueError``
 (``lstm_native.NonFiniteError``) where torch would propagate it.
 
-An ``RNN`` (Elman, tanh/relu) comes once the core has that cell: one more
-``class RNN(_NativeRecurrent, nn.RNN)`` naming the cell, and an entry in ``_NATIVE``.
+``nn.RNN`` (tanh and relu) runs on the core's RNN cells, and ``nn.LSTM(proj_size=P)`` on its
+projected LSTM (``weight_hr_l{k}``: h and the output P wide, c hidden_size wide), as torch.
 """
 from __future__ import annotations
 
@@ -69,7 +68,7 @@ import numpy as np
 
 from ._backend import core
 
-__all__ = ["LSTM", "GRU", "convert", "FallbackWarning"]
+__all__ = ["LSTM", "GRU", "RNN", "convert", "FallbackWarning"]
 
 _DTYPES = (torch.float32, torch.float64)
 _MAX_FREE_WORKSPACE_SETS = 2    # per module: enough for a training loop whose last graph is still alive
@@ -143,15 +142,17 @@ class _Threads:
 class _Call:
     """What one module call needs besides tensors: the stack's shape and its variable lengths."""
 
-    __slots__ = ("module", "cell", "layers", "directions", "per_direction", "batch_first", "lengths",
-                 "batch_sizes", "dropout", "keep")
+    __slots__ = ("module", "cell", "layers", "directions", "per_direction", "projected", "batch_first", "lengths",
+                 "batch_sizes", "dropout", "keep", "state_size")
 
     def __init__(self, module, cell, batch_first, lengths, batch_sizes, dropout, keep):
         self.module = module
         self.cell = cell
         self.layers = module.num_layers
         self.directions = 2 if module.bidirectional else 1
-        self.per_direction = 4 if module.bias else 2
+        self.projected = getattr(module, "proj_size", 0) > 0
+        self.per_direction = (4 if module.bias else 2) + self.projected   # torch's flat order: ..., w_hr last
+        self.state_size = module.proj_size if self.projected else module.hidden_size   # h's width
         self.batch_first = batch_first
         self.lengths = lengths            # int64 NumPy (B,) or None
         self.batch_sizes = batch_sizes    # the PackedSequence's, for its dropout masks; else None
@@ -159,12 +160,13 @@ class _Call:
         self.keep = keep                  # whether the forward keeps what backward needs
 
     def layer_weights(self, weights, layer: int):
-        """Per direction, (w_ih, w_hh, b_ih, b_hh) NumPy arrays (biases None without bias)."""
+        """Per direction, (w_ih, w_hh, b_ih, b_hh[, w_hr]) NumPy arrays (biases None without bias)."""
         k, D = self.per_direction, self.directions
         out = []
         for d in range(D):
             w = weights[(layer * D + d) * k:(layer * D + d + 1) * k]
-            out.append((w[0], w[1], w[2], w[3]) if k == 4 else (w[0], w[1], None, None))
+            biases = (w[2], w[3]) if self.module.bias else (None, None)
+            out.append((w[0], w[1]) + biases + ((w[-1],) if self.projected else ()))
         return out
 
     def dropout_mask(self, out):
@@ -193,9 +195,8 @@ def _forward_stack(call, x, h0, c0, weights, workspaces):
     dropout mask tensors after each layer, None where none)."""
     L, D = call.layers, call.directions
     batch = x.shape[0] if call.batch_first else x.shape[1]
-    H = call.module.hidden_size
-    h_n = np.empty((L * D, batch, H), x.dtype)
-    c_n = np.empty_like(h_n) if call.cell == "lstm" else None
+    h_n = np.empty((L * D, batch, call.state_size), x.dtype)
+    c_n = np.empty((L * D, batch, call.module.hidden_size), x.dtype) if call.cell == "lstm" else None
     inputs, masks = [], []
     layer_input = x
     for layer in range(L):
@@ -262,8 +263,8 @@ class _RecurrentFunction(torch.autograd.Function):
         grad = _np(d_out)
         dh_n, dc_n = _np(dh_n), _np(dc_n)
         batch = x.shape[0] if call.batch_first else x.shape[1]
-        dh0 = np.empty((L * D, batch, call.module.hidden_size), inputs[0].dtype)
-        dc0 = np.empty_like(dh0) if call.cell == "lstm" else None
+        dh0 = np.empty((L * D, batch, call.state_size), inputs[0].dtype)
+        dc0 = np.empty((L * D, batch, call.module.hidden_size), inputs[0].dtype) if call.cell == "lstm" else None
         param_grads = [np.zeros(w.shape, dh0.dtype) for w in weights]   # the core accumulates into them
         need_dx = ctx.needs_input_grad[1]
         dx = None
@@ -304,8 +305,6 @@ class _NativeRecurrent:
     _cell = ""
 
     def _fallback_reason(self, input):
-        if self.proj_size > 0:
-            return "proj_size > 0 is not in lstm_native's core yet"
         if input.device.type != "cpu":
             return f"input on {input.device}"
         if input.dtype not in _DTYPES:
@@ -399,14 +398,20 @@ class GRU(_NativeRecurrent, nn.GRU):
     _cell = "gru"
 
 
-_NATIVE = {nn.LSTM: LSTM, nn.GRU: GRU}          # torch's class -> ours
+class RNN(_NativeRecurrent, nn.RNN):
+    """``torch.nn.RNN`` (tanh or relu) on lstm_native's kernels: same constructor, parameters and forward."""
+
+    @property
+    def _cell(self):
+        return "rnn_" + self.nonlinearity      # nn.RNN checked it is "tanh" or "relu"
+
+
+_NATIVE = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}          # torch's class -> ours
 _TORCH = {ours: theirs for theirs, ours in _NATIVE.items()}
 
 
 def _cannot_serve(module) -> str | None:
     """Why a torch recurrent module stays torch's, or None when ours can run it."""
-    if getattr(module, "proj_size", 0) > 0:
-        return "proj_size > 0"
     params = list(module.parameters(recurse=False))
     devices = {p.device.type for p in params}
     if devices - {"cpu"}:
@@ -418,14 +423,14 @@ def _cannot_serve(module) -> str | None:
 
 
 def convert(model, revert: bool = False):
-    """Swaps every ``nn.LSTM`` / ``nn.GRU`` inside ``model`` (``model`` itself included) for
-    ``lnt.LSTM`` / ``lnt.GRU`` in place and returns ``model``; ``revert=True`` swaps them back.
+    """Swaps every ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` inside ``model`` (``model`` itself included)
+    for ``lnt.LSTM`` / ``lnt.GRU`` / ``lnt.RNN`` in place and returns ``model``; ``revert=True``
+    swaps them back.
 
     The swap changes each module's class only: its Parameter objects (an optimizer built
     before holds the same ones), buffers, hooks and state_dict are untouched. Modules we cannot
     run stay torch's, listed in one warning: on another device than the CPU, dtypes other than
-    float32/float64, ``proj_size > 0``, ``nn.RNN`` (no lstm_native RNN cell yet) and user
-    subclasses of the torch classes (their own code is kept)."""
+    float32/float64, and user subclasses of the torch classes (their own code is kept)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     left = []
@@ -442,8 +447,7 @@ def convert(model, revert: bool = False):
             else:
                 left.append(f"{name or '(the model)'} ({cls.__name__}: {reason})")
         elif isinstance(module, nn.RNNBase) and cls not in _TORCH:
-            why = "no lstm_native RNN cell yet" if cls is nn.RNN else "a subclass with its own code"
-            left.append(f"{name or '(the model)'} ({cls.__name__}: {why})")
+            left.append(f"{name or '(the model)'} ({cls.__name__}: a subclass with its own code)")
     if left:
         warnings.warn("lstm_native.torch.convert left these modules to torch: " + "; ".join(left),
                       FallbackWarning, stacklevel=2)
