@@ -89,10 +89,10 @@ class Attention(Module):
         mask = ops.length_mask(lengths_array(lengths, B, T), B, T)   # a length of 0 gives a zero context
 
         if self.score == "additive":
-            pre = ops.matmul(ops.rows(h), self.W_h.data, trans_b=True).reshape(B, 1, T, -1) + self.bias.data
+            pre = ops.matmul(ops.rows(h), self.W_h.array, trans_b=True).reshape(B, 1, T, -1) + self.bias.array
             if query is not None:
                 Tq = query.shape[1]
-                pre = pre + ops.matmul(ops.rows(query), self.W_s.data, trans_b=True).reshape(B, Tq, 1, self.attention_size)
+                pre = pre + ops.matmul(ops.rows(query), self.W_s.array, trans_b=True).reshape(B, Tq, 1, self.attention_size)
             energy = np.tanh(pre)                                        # (B, Tq, T, A)
             scores = ops.matmul(ops.rows(energy), self.v.data[:, None]).reshape(energy.shape[:3])  # (B, Tq, T)
         else:
@@ -107,7 +107,7 @@ class Attention(Module):
     def _keys(self, h):
         if self.score == "dot":
             return h
-        return ops.matmul(ops.rows(h), self.W_a.data, trans_b=True).reshape(h.shape[0], h.shape[1], -1)
+        return ops.matmul(ops.rows(h), self.W_a.array, trans_b=True).reshape(h.shape[0], h.shape[1], -1)
 
     def backward(self, grad, need_input_grad: bool = True):
         """Returns dh, or (dh, dquery) when the forward had a query; None when need_input_grad
@@ -124,7 +124,7 @@ class Attention(Module):
         if self.score != "additive":
             return self._multiplicative_backward(g, h, query, energy, alpha, d_scores, squeezed, need_input_grad)
         self.v.grad += np.einsum("bqt,bqta->a", d_scores, energy)
-        d_pre = d_scores[..., None] * self.v.data * (1 - energy * energy)  # (B, Tq, T, A)
+        d_pre = d_scores[..., None] * self.v.array * (1 - energy * energy)  # (B, Tq, T, A)
         self.bias.grad += d_pre.sum(axis=(0, 1, 2))
         d_hp = ops.rows(d_pre.sum(axis=1))                               # (B*T, A)
         ops.matmul(d_hp, ops.rows(h), trans_a=True, out=self.W_h.grad, accumulate=True)
@@ -134,10 +134,10 @@ class Attention(Module):
         if not need_input_grad:
             return None
         dh = ops.matmul(alpha, g, trans_a=True)                          # (B, T, H)
-        dh += ops.matmul(d_hp, self.W_h.data).reshape(B, T, H)
+        dh += ops.matmul(d_hp, self.W_h.array).reshape(B, T, H)
         if query is None:
             return dh
-        d_query = ops.matmul(d_sp, self.W_s.data).reshape(query.shape)
+        d_query = ops.matmul(d_sp, self.W_s.array).reshape(query.shape)
         return dh, (d_query[:, 0] if squeezed else d_query)
 
     def _multiplicative_backward(self, g, h, query, keys, alpha, d_scores, squeezed, need_input_grad):
@@ -149,7 +149,7 @@ class Attention(Module):
         if not need_input_grad:
             return None
         dh = ops.matmul(alpha, g, trans_a=True)                          # through context = alpha h
-        dh += d_keys if self.score == "dot" else ops.matmul(ops.rows(d_keys), self.W_a.data).reshape(B, T, H)
+        dh += d_keys if self.score == "dot" else ops.matmul(ops.rows(d_keys), self.W_a.array).reshape(B, T, H)
         d_query = ops.matmul(d_scores, keys)                             # (B, Tq, Q)
         return dh, (d_query[:, 0] if squeezed else d_query)
 

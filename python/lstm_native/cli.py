@@ -81,7 +81,7 @@ def _info(args) -> int:
     print(model)
     print(f"parameters: {model.num_parameters():,}")
     for name, p in model.named_parameters():
-        print(f"  {name:32s} {str(p.data.shape):16s} {p.data.dtype}")
+        print(f"  {name:32s} {str(p.array.shape):16s} {p.array.dtype}")
     history = getattr(model, "history", None)
     if history is not None and history.epoch:
         last = {k: v[-1] for k, v in history.history.items()}

@@ -96,7 +96,7 @@ class Conv1d(Module):
             # Steps past a sequence's end must read as zeros (the padding a lone sequence has).
             inside = (np.arange(T)[None, :] < np.asarray(lengths)[:, None])[:, :, None]
             x = np.where(inside, x, 0).astype(x.dtype)
-        y = core.conv1d_forward(x, self.weight.data, None if self.bias is None else self.bias.data,
+        y = core.conv1d_forward(x, self.weight.array, None if self.bias is None else self.bias.array,
                                 self.stride, self.padding, self.dilation)
         if out_lengths is not None:
             y[np.arange(y.shape[1])[None, :] >= out_lengths[:, None]] = 0
@@ -111,7 +111,7 @@ class Conv1d(Module):
         if out_lengths is not None:
             g = g.copy()
             g[np.arange(g.shape[1])[None, :] >= out_lengths[:, None]] = 0   # those outputs were set to 0
-        dx = core.conv1d_backward(x, self.weight.data, g, self.stride, self.padding, self.dilation, self.weight.grad,
+        dx = core.conv1d_backward(x, self.weight.array, g, self.stride, self.padding, self.dilation, self.weight.grad,
                                   None if self.bias is None else self.bias.grad, bool(need_input_grad))
         self._ctx = None
         if dx is not None and inside is not None:

@@ -289,7 +289,7 @@ class DataParallel:
         each rank takes its own rows of the same data), then puts rank 0's parameters,
         optimizer state and seed on every rank."""
         run = self.run
-        settings["parameters"] = [p.data.shape for p in run.model.parameters()]
+        settings["parameters"] = [p.array.shape for p in run.model.parameters()]
         settings["epoch"] = run.epoch
         everyone = self.comm.allgather(settings)
         for r, theirs in enumerate(everyone):

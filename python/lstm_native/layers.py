@@ -40,11 +40,11 @@ class Linear(Module):
             raise ValueError(f"x must have {self.in_features} features in its last axis, got shape {x.shape}")
         x2 = ops.rows(x)
         if self._small(x2.shape[0]):
-            y = np.dot(x2, self.weight.data.T)
+            y = np.dot(x2, self.weight.array.T)
         else:
-            y = ops.matmul(x2, self.weight.data, trans_b=True)
+            y = ops.matmul(x2, self.weight.array, trans_b=True)
         if self.bias is not None:
-            y += self.bias.data
+            y += self.bias.array
         self._x = x if is_grad_enabled() else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
@@ -60,9 +60,9 @@ class Linear(Module):
         # the model's output is finite.
         if type(x_t) is np.ndarray and x_t.ndim == 2 and x_t.dtype == self.weight.dtype \
                 and x_t.shape[1] == self.in_features and x_t.shape[0] <= 4:
-            y = np.dot(x_t, self.weight.data.T)
+            y = np.dot(x_t, self.weight.array.T)
             if self.bias is not None:
-                y += self.bias.data
+                y += self.bias.array
             return y, None
         return self.forward(x_t), None
 
@@ -79,7 +79,7 @@ class Linear(Module):
         self._x = None
         if not need_input_grad:
             return None
-        return (np.dot(g, self.weight.data) if small else ops.matmul(g, self.weight.data)).reshape(x.shape)
+        return (np.dot(g, self.weight.array) if small else ops.matmul(g, self.weight.array)).reshape(x.shape)
 
     def get_config(self):
         return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None,
@@ -253,7 +253,7 @@ class LayerNorm(Module):
         inv_std = 1.0 / np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + self.eps)
         x_hat = centered * inv_std
         self._ctx = (x_hat, inv_std) if is_grad_enabled() else None
-        return x_hat * self.weight.data + self.bias.data if self.weight is not None else x_hat
+        return x_hat * self.weight.array + self.bias.array if self.weight is not None else x_hat
 
     def backward(self, grad, need_input_grad: bool = True):
         x_hat, inv_std = require_forward(self, self._ctx)
@@ -262,7 +262,7 @@ class LayerNorm(Module):
             axes = tuple(range(g.ndim - 1))
             self.weight.grad += (g * x_hat).sum(axis=axes)
             self.bias.grad += g.sum(axis=axes)
-            g = g * self.weight.data
+            g = g * self.weight.array
         n = x_hat.shape[-1]
         self._ctx = None
         if not need_input_grad:

@@ -67,9 +67,9 @@ class MultiheadAttention(Module):
         lengths = lengths_array(lengths, B, T)
         if lengths is not None and lengths.min() < 1:
             raise ValueError("lengths must be >= 1 for attention (a sequence needs a key to attend to)")
-        qkv = ops.matmul(ops.rows(x), self.in_proj_weight.data, trans_b=True)
+        qkv = ops.matmul(ops.rows(x), self.in_proj_weight.array, trans_b=True)
         if self.in_proj_bias is not None:
-            qkv += self.in_proj_bias.data
+            qkv += self.in_proj_bias.array
         qkv = qkv.reshape(B, T, 3 * E)
         q, k, v = (self._heads(qkv[:, :, i * E:(i + 1) * E], B, T) for i in range(3))
         scale = dtype.type(1.0 / math.sqrt(self.head_dim))
@@ -113,7 +113,7 @@ class MultiheadAttention(Module):
         self._ctx = None
         if not need_input_grad:
             return None
-        return ops.matmul(d_qkv, self.in_proj_weight.data).reshape(B, T, E)
+        return ops.matmul(d_qkv, self.in_proj_weight.array).reshape(B, T, E)
 
     def get_config(self):
         return dict(embed_dim=self.embed_dim, num_heads=self.num_heads, bias=self.in_proj_bias is not None,

@@ -30,7 +30,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def _model_dtype(model):
     params = model.parameters()
-    return params[0].data.dtype if params else np.dtype(np.float32)
+    return params[0].array.dtype if params else np.dtype(np.float32)   # .array: reading .data counts as a write
 
 
 def _inputs(X, model, name="X"):
