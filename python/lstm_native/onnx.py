@@ -12,12 +12,14 @@ people serve with (onnxruntime, and others that read ONNX) run our models:
 
 ``step=True`` writes one step of ``model.stream()`` instead: "input" (batch, features),
 the carried states as inputs "state_in_<k>" and outputs "state_out_<k>" (an LSTM holds two,
-h then c, each (num_layers, batch, hidden); a GRU one), numbered in the model's layer order;
+h then c, each (num_layers, batch, hidden), h proj_size wide with proj_size; a GRU one),
+numbered in the model's layer order;
 a server starts them at zeros and feeds each step's state_out back as the next state_in.
 
 Float LSTM, GRU and RNN layers become ONNX LSTM / GRU / RNN nodes (layout 0, transposes around
 them, gate blocks permuted once here: LSTM i, o, f, c; GRU z, r, h with linear_before_reset=1,
-or 0 for the textbook GRU (reset_after=False); RNN with its Tanh or Relu activation).
+or 0 for the textbook GRU (reset_after=False); RNN with its Tanh or Relu activation). An LSTM
+with proj_size, which ONNX's LSTM node cannot express, runs as a Scan over the steps.
 Models from ``ln.quantize_dynamic`` keep their int8 weights: every product quantises its input
 per row exactly as our kernels do (7 bits, written out in standard ops) and runs as
 MatMulInteger; the int8 recurrence is a Scan over the steps.
