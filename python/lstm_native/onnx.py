@@ -12,12 +12,14 @@ people serve with (onnxruntime, and others that read ONNX) run our models:
 
 ``step=True`` writes one step of ``model.stream()`` instead: "input" (batch, features),
 the carried states as inputs "state_in_<k>" and outputs "state_out_<k>" (an LSTM holds two,
-h then c, each (num_layers, batch, hidden); a GRU one), numbered in the model's layer order;
+h then c, each (num_layers, batch, hidden), h proj_size wide with proj_size; a GRU one),
+numbered in the model's layer order;
 a server starts them at zeros and feeds each step's state_out back as the next state_in.
 
 Float LSTM, GRU and RNN layers become ONNX LSTM / GRU / RNN nodes (layout 0, transposes around
 them, gate blocks permuted once here: LSTM i, o, f, c; GRU z, r, h with linear_before_reset=1,
-or 0 for the textbook GRU (reset_after=False); RNN with its Tanh or Relu activation).
+or 0 for the textbook GRU (reset_after=False); RNN with its Tanh or Relu activation). An LSTM
+with proj_size, which ONNX's LSTM node cannot express, runs as a Scan over the steps.
 Models from ``ln.quantize_dynamic`` keep their int8 weights: every product quantises its input
 per row exactly as our kernels do (7 bits, written out in standard ops) and runs as
 MatMulInteger; the int8 recurrence is a Scan over the steps.
@@ -412,10 +414,12 @@ _ONNX_GATES = {"lstm": (0, 3, 1, 2), "gru": (1, 0, 2), "gru_reset_before": (1, 0
                "rnn_relu": (0,)}
 _ONNX_OP = {"lstm": "LSTM", "gru": "GRU", "gru_reset_before": "GRU", "rnn_tanh": "RNN", "rnn_relu": "RNN"}
 # Options that change nothing in evaluation mode (recurrent_dropout acts in training, forget_bias
-# at initialisation) or that the node expresses (reset_after, nonlinearity). zoneout (its
-# evaluation mix) and proj_size have no ONNX node attribute and refuse to export.
+# at initialisation) or that the node expresses (reset_after, nonlinearity); proj_size runs as a
+# Scan of the step in standard ops. zoneout (its evaluation mix) has no ONNX node attribute and
+# refuses to export.
 _RECURRENT_OPTIONS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout",
-                      "bidirectional", "dtype", "recurrent_dropout", "forget_bias", "reset_after", "nonlinearity")
+                      "bidirectional", "dtype", "recurrent_dropout", "forget_bias", "reset_after", "nonlinearity",
+                      "proj_size")
 
 
 def _check_recurrent(ex, m, x, path):
@@ -436,14 +440,17 @@ def _permuted(a, cell: str, H: int) -> np.ndarray:
 
 
 def _step_states(ex, m):
-    """Step mode: the layer's carried state inputs (h, and c for an LSTM) and their output names."""
-    shape = (m.num_layers, "batch", m.hidden_size)
-    return [ex.new_state(shape) for _ in range(2 if m.has_cell_state else 1)]
+    """Step mode: the layer's carried state inputs (h, and c for an LSTM) and their output names;
+    h is proj_size wide in an LSTM with proj_size, c hidden_size."""
+    widths = [getattr(m, "state_size", m.hidden_size)] + ([m.hidden_size] if m.has_cell_state else [])
+    return [ex.new_state((m.num_layers, "batch", width)) for width in widths]
 
 
 @register(LSTM, GRU, RNN, options=_RECURRENT_OPTIONS)
 def _recurrent(ex, m, x, lengths, path):
     _check_recurrent(ex, m, x, path)
+    if getattr(m, "proj_size", 0):
+        return _projected_lstm(ex, m, x, lengths)
     g, H, D = ex.g, m.hidden_size, m.num_directions
     op = _ONNX_OP[m.cell]
     attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward", layout=0)
@@ -489,6 +496,18 @@ def _recurrent(ex, m, x, lengths, path):
     return Value(y, x.shape[:2] + (D * H,), "float"), lengths
 
 
+def _projected_lstm(ex, m, x, lengths):
+    """An LSTM with proj_size: ONNX's LSTM node has no projection, so the steps run in a Scan
+    (_scan_recurrent) whose body is the core's step in standard ops, gates in torch's order."""
+    def products(g, X, layer, suffix):
+        w_ih, w_hh, b_ih, b_hh, w_hr = m._layer_params(layer, "data")[suffix.endswith("_reverse")]
+        bias = None if b_ih is None else _f32(b_ih) + _f32(b_hh)      # both biases added once, outside the loop
+        gx = _linear(g, X, w_ih, bias)
+        return gx, (lambda body, h: _linear(body, h, w_hh, None)), (lambda body, h: _linear(body, h, w_hr, None))
+
+    return _scan_recurrent(ex, m, x, lengths, m.proj_size, products)
+
+
 # -- int8 layers (ln.quantize_dynamic): our quantisation written out, MatMulInteger ---------------
 def _quantize_rows(g: _Graph, x: str):
     """x (..., k) float -> (x_q uint8, scale, zero int32), per row (last axis), exactly as the
@@ -530,16 +549,18 @@ def _quantized_linear(ex, m, x, lengths, path):
     return Value(_qmatmul(ex.g, x.name, m.weight, m.bias), x.shape[:-1] + (m.out_features,), "float"), lengths
 
 
-def _cell_body(g: _Graph, cell: str, H: int, w_hh, b_hh, masked: bool):
-    """The Scan body of one int8 recurrent direction: states (h[, c]) and this step's input
-    projection gx (and mask) in; new states and the step's output out."""
+def _cell_body(g: _Graph, cell: str, H: int, recurrent, masked: bool, project=None, S=None):
+    """The Scan body of one recurrent direction (the int8 layers, the LSTM with proj_size):
+    states (h[, c]) and this step's input projection gx (and mask) in; new states and the
+    step's output out. ``recurrent(body, h)`` is h's product with W_hh (+ b_hh);
+    ``project(body, h)`` is h W_hr^T, which makes h and the output S wide (c stays H)."""
     helper, FLOAT, BOOL = g.onnx.helper, g.onnx.TensorProto.FLOAT, g.onnx.TensorProto.BOOL
     body = _Graph(g.onnx, root=g.root)
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    G, S = {"lstm": 4, "gru": 3}.get(cell, 1), S or H
     h, gx = body.fresh("h"), body.fresh("gx")
     c = body.fresh("c") if cell == "lstm" else None
     m = body.fresh("m") if masked else None
-    gh = _qmatmul(body, h, w_hh, b_hh)                                   # (B, G*H)
+    gh = recurrent(body, h)                                             # (B, G*H)
     pre = body.op("Split", [body.op("Add", [gx, gh]), body.int64([H] * G)], outputs=G, axis=1) if G > 1 \
         else [body.op("Add", [gx, gh])]
     if cell in ("rnn_tanh", "rnn_relu"):        # h = act(x W_ih^T + b_ih + h W_hh^T + b_hh)
@@ -549,6 +570,8 @@ def _cell_body(g: _Graph, cell: str, H: int, w_hh, b_hh, masked: bool):
         c_new = body.op("Add", [body.op("Mul", [body.op("Sigmoid", [f]), c]),
                                 body.op("Mul", [body.op("Sigmoid", [i]), body.op("Tanh", [gg])])])
         h_new = body.op("Mul", [body.op("Sigmoid", [o]), body.op("Tanh", [c_new])])
+        if project is not None:                   # torch's proj_size: h = (s(o) tanh(c)) W_hr^T
+            h_new = project(body, h_new)
     else:                                       # torch's GRU, reset after the product: n = tanh(x_n + r hn)
         xn = body.op("Split", [gx, body.int64([2 * H, H])], outputs=2, axis=1)[1]
         hn = body.op("Split", [gh, body.int64([2 * H, H])], outputs=2, axis=1)[1]
@@ -563,16 +586,21 @@ def _cell_body(g: _Graph, cell: str, H: int, w_hh, b_hh, masked: bool):
     else:
         y = body.op("Identity", [h_new])
     vi = helper.make_tensor_value_info
-    inputs = [vi(h, FLOAT, [None, H])] + ([vi(c, FLOAT, [None, H])] if c else []) + [vi(gx, FLOAT, [None, G * H])]
+    inputs = [vi(h, FLOAT, [None, S])] + ([vi(c, FLOAT, [None, H])] if c else []) + [vi(gx, FLOAT, [None, G * H])]
     if masked:
         inputs.append(vi(m, BOOL, [None, 1]))
-    outputs = [vi(name, FLOAT, [None, H]) for name in outs + [y]]
+    outputs = [vi(outs[0], FLOAT, [None, S])] + ([vi(outs[1], FLOAT, [None, H])] if c else []) \
+        + [vi(y, FLOAT, [None, S])]
     return helper.make_graph(body.nodes, g.fresh("cell"), inputs, outputs)
 
 
-@register(QuantizedRecurrent)
-def _quantized_recurrent(ex, m, x, lengths, path):
-    _check_recurrent(ex, m, x, path)
+def _scan_recurrent(ex, m, x, lengths, S, products):
+    """A recurrent stack as one Scan per layer and direction, the steps in the loop: for the
+    int8 layers and the LSTM with proj_size, which have no ONNX node. ``products(g, X, layer,
+    suffix)`` gives (gx, recurrent, project): the input projection of every step (T, B, G*H),
+    and the body's functions (_cell_body). A reverse direction scans from the last step; with
+    lengths, the steps past a sequence's end keep the (zero) state and give zeros, so each
+    sequence starts at its own last step, as the core's does."""
     g, H, D = ex.g, m.hidden_size, m.num_directions
     lstm = m.cell == "lstm"
     if ex.step:
@@ -581,36 +609,48 @@ def _quantized_recurrent(ex, m, x, lengths, path):
         finals = [[] for _ in states]
     else:
         X = g.op("Transpose", [x.name], perm=[1, 0, 2])                 # (T, B, I)
-        zeros = g.op("ConstantOfShape", [g.op("Concat", [g.shape(X, 1, 2), g.int64([H])], axis=0)],
-                     value=g.onnx.helper.make_tensor("zero", g.onnx.TensorProto.FLOAT, [1], [0.0]))
+        zeros = {width: g.op("ConstantOfShape", [g.op("Concat", [g.shape(X, 1, 2), g.int64([width])], axis=0)],
+                             value=g.onnx.helper.make_tensor("zero", g.onnx.TensorProto.FLOAT, [1], [0.0]))
+                 for width in dict.fromkeys((S, H) if lstm else (S,))}
     mask = None
     if lengths is not None:                                             # (T, B, 1), step-major as X
         mask = g.op("Unsqueeze", [g.op("Transpose", [ex.mask(lengths, x.name)], perm=[1, 0]), g.int64([2])])
     for layer in range(m.num_layers):
         outs = []
         for d, suffix in enumerate(m._suffixes(layer)):
-            w = m.weights
-            b_ih, b_hh = w.get("bias_ih" + suffix), w.get("bias_hh" + suffix)
-            gx = _qmatmul(g, X, w["weight_ih" + suffix], b_ih)          # (T, B, G*H): one product for all steps
+            gx, recurrent, project = products(g, X, layer, suffix)     # gx: one product for all steps
             if ex.step:
                 init = [g.op("Gather", [state.name, g.int64(layer)], axis=0) for state, _ in states]
             else:
-                init = [zeros] * (2 if lstm else 1)
-            body = _cell_body(g, m.cell, H, w["weight_hh" + suffix], b_hh, mask is not None)
+                init = [zeros[S]] + ([zeros[H]] if lstm else [])
+            body = _cell_body(g, m.cell, H, recurrent, mask is not None, project, S)
             scans = [gx] + ([mask] if mask is not None else [])
             results = g.op("Scan", init + scans, outputs=len(init) + 1, body=body, num_scan_inputs=len(scans),
                            scan_input_directions=[d] * len(scans), scan_output_directions=[d])
             if ex.step:
                 for k in range(len(init)):
                     finals[k].append(g.op("Unsqueeze", [results[k], g.int64([0])]))
-            outs.append(results[-1])                                    # (T, B, H)
+            outs.append(results[-1])                                    # (T, B, S)
         X = outs[0] if D == 1 else g.op("Concat", outs, axis=2)
     if ex.step:
         for (_, out_name), parts in zip(states, finals):
             g.op("Identity" if len(parts) == 1 else "Concat", parts, outputs=[out_name],
                  **({} if len(parts) == 1 else {"axis": 0}))
-        return Value(g.op("Squeeze", [X, g.int64([0])]), (x.shape[0], H), "float"), None
-    return Value(g.op("Transpose", [X], perm=[1, 0, 2]), x.shape[:2] + (D * H,), "float"), lengths
+        return Value(g.op("Squeeze", [X, g.int64([0])]), (x.shape[0], S), "float"), None
+    return Value(g.op("Transpose", [X], perm=[1, 0, 2]), x.shape[:2] + (D * S,), "float"), lengths
+
+
+@register(QuantizedRecurrent)
+def _quantized_recurrent(ex, m, x, lengths, path):
+    _check_recurrent(ex, m, x, path)
+    w = m.weights
+
+    def products(g, X, layer, suffix):
+        gx = _qmatmul(g, X, w["weight_ih" + suffix], w.get("bias_ih" + suffix))
+        w_hh, b_hh = w["weight_hh" + suffix], w.get("bias_hh" + suffix)
+        return gx, (lambda body, h: _qmatmul(body, h, w_hh, b_hh)), None
+
+    return _scan_recurrent(ex, m, x, lengths, m.hidden_size, products)
 
 
 # -- the model ----------------------------------------------------------------------------------------------
