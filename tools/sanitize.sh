@@ -54,7 +54,9 @@ tests=(tests/test_sgemm.py tests/test_recurrent_reference.py tests/test_recurren
        tests/test_recurrent_gradcheck.py tests/test_recurrent_bad_inputs.py tests/test_conv1d.py
        tests/test_conv_attention.py tests/test_multihead_attention.py tests/test_quantization.py
        tests/test_optim_torch.py tests/test_layers_gradcheck.py tests/test_portability.py
-       tests/test_streaming.py tests/test_save_load.py tests/test_layer_contract.py tests/test_fit.py)
+       tests/test_streaming.py tests/test_save_load.py tests/test_layer_contract.py tests/test_fit.py
+       tests/test_cells.py tests/test_prepared_weights.py tests/test_ownership.py tests/test_reproducibility.py
+       tests/test_torch_bridge.py)
 [ $# -gt 0 ] && tests=("$@")
 status=0
 python -m pytest -q -p no:cacheprovider --capture=sys "${tests[@]}" 2>&1 | tee "$build/pytest.log" || status=$?
