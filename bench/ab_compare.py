@@ -33,23 +33,10 @@ def load_old(path):
 
 
 def step_and_infer(ln, cell, B, T, I, H, L, bi):
-    rnn = (ln.LSTM if cell == "LSTM" else ln.GRU)(I, H, num_layers=L, batch_first=True, bidirectional=bi, seed=0)
-    model = ln.Sequential(rnn, ln.LastTimestep(), ln.Linear(H * (2 if bi else 1), 1, seed=0))
-    params = model.parameters()
-    opt = ln.optim.Adam(params, lr=1e-3)
-
-    def train(x, y):
-        out = model(x)
-        _, grad = ln.losses.mse(out, y)
-        model.zero_grad()
-        model.backward(grad)
-        ln.clip_grad_norm_(params, 1.0)
-        opt.step()
-
-    def infer(x, y):
-        with ln.no_grad():
-            model(x)
-    return train, infer
+    """The bench's training step and inference (lstm_native.benchmark.make_ours) on build `ln`."""
+    from lstm_native.benchmark import make_ours
+    _, train, infer = make_ours(cell, B, T, I, H, L, bi, ln=ln)
+    return train, lambda x, y: infer(x)
 
 
 def main(argv=None):

@@ -57,8 +57,11 @@ def inference_flops(cell, B, T, I, H, L, bidirectional):
 
 
 # -- the two implementations of one training step --------------------------------------------
-def make_ours(cell, B, T, I, H, L, bidirectional, seed=0):
-    import lstm_native as ln
+def make_ours(cell, B, T, I, H, L, bidirectional, seed=0, ln=None):
+    """(model, train_step, infer) of the bench's model; `ln` another build of the package
+    (bench/ab_compare.py), this one by default."""
+    if ln is None:
+        import lstm_native as ln
     rnn = (ln.LSTM if cell == "LSTM" else ln.GRU)(I, H, num_layers=L, batch_first=True,
                                                   bidirectional=bidirectional, seed=seed)
     model = ln.Sequential(rnn, ln.LastTimestep(), ln.Linear(H * (2 if bidirectional else 1), 1, seed=seed))
